@@ -18,35 +18,23 @@ scored on the held-out blocks.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
 import re
 import statistics
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from estimator.errors import EstimatorInputError
+from hardware_db import devices
 from profiler.sweep import MEASUREMENTS, RUN_FILE, read_records, utc_now
 
 HOLDOUT_MOD = 5  # 1 in 5 shapes held out
 HOLDOUT_MIN_KIND = 5
 PRECISION_OF = {"bf16": "bf16", "fp16": "fp16", "fp32": "fp32", "fp8": "fp8"}
-PEAK_COLUMN = {"bf16": "peak_bf16_dense_tflops", "fp16": "peak_fp16_dense_tflops",
-               "fp32": "peak_fp32_dense_tflops", "fp8": "peak_fp8_dense_tflops"}
 DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4, "fp8": 1}
-# NVML device names of GPUs whose hardware_db id is not derivable from the aliases
-# (NVML calls the SXM H100 "NVIDIA H100 80GB HBM3"; nvidia-smi output on such nodes).
-NVML_NAMES = {
-    "nvidia h100 80gb hbm3": "h100-sxm", "nvidia h100 pcie": "h100-pcie", "nvidia h100 nvl": "h100-nvl",
-    "nvidia h200": "h200", "nvidia h800": "h800", "nvidia a100-sxm4-80gb": "a100-80gb",
-    "nvidia a100-sxm4-40gb": "a100-40gb", "nvidia a100 80gb pcie": "a100-pcie-80gb", "nvidia b200": "b200",
-    "nvidia l40s": "l40s", "nvidia l4": "l4", "nvidia geforce rtx 4090": "rtx-4090",
-    "tesla v100-sxm2-32gb": "v100",
-}
 
 
 # --- inputs ------------------------------------------------------------------------------------
@@ -188,57 +176,14 @@ def fit_memory(fit: list[dict]) -> dict | None:
 
 # --- hardware -----------------------------------------------------------------------------------
 
-def _accelerator_rows() -> list[dict]:
-    try:
-        text = resources.files("hardware_db").joinpath("accelerators.csv").read_text(encoding="utf-8")
-    except (FileNotFoundError, ModuleNotFoundError, OSError):
-        return []
-    return list(csv.DictReader(text.splitlines()))
-
-
-def _norm(s: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "", s.lower())
-
-
 def match_accelerator(device_name: str | None, device_type: str) -> str | None:
     """hardware_db accelerator id for an NVML/torch device name, or None (always None on CPU)."""
-    if device_type != "cuda" or not device_name:
-        return None
-    rows = _accelerator_rows()
-    ids = {r["id"] for r in rows}
-    candidate = NVML_NAMES.get(device_name.strip().lower())
-    if candidate is None:
-        target = _norm(device_name.replace("NVIDIA", "").replace("Tesla", ""))
-        for r in rows:
-            names = [r["id"], r.get("name", "")] + (r.get("aliases") or "").split(";")
-            if any(n and _norm(n.replace("NVIDIA", "")) == target for n in names):
-                candidate = r["id"]
-                break
-    if candidate is None:
-        return None
-    try:  # the hardware_db API, when present, is the authority
-        import hardware_db
-
-        getter = getattr(hardware_db, "get_accelerator", None)
-        if getter is not None:
-            return getattr(getter(candidate), "id", candidate)
-    except Exception:  # noqa: BLE001 - unknown id or no API yet: the CSV check below decides
-        return candidate if candidate in ids else None
-    return candidate if (candidate in ids or not rows) else None
+    return devices.accelerator_for_device(device_name, device_type)
 
 
 def peak_flops_per_s(accelerator_id: str | None, dtype: str) -> float | None:
-    """Dense datasheet peak (FLOP/s) from hardware_db/accelerators.csv, or None."""
-    if not accelerator_id:
-        return None
-    for r in _accelerator_rows():
-        if r["id"] == accelerator_id:
-            v = (r.get(PEAK_COLUMN.get(dtype, "")) or "").strip()
-            try:
-                return float(v) * 1e12 if v else None
-            except ValueError:
-                return None
-    return None
+    """Dense datasheet peak (FLOP/s) from hardware_db, or None."""
+    return devices.peak_flops_per_s(accelerator_id, dtype)
 
 
 # --- power and collectives ----------------------------------------------------------------------------
