@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from estimator.errors import EstimatorInputError
-
 
 @dataclass(frozen=True)
 class DeviceName:
@@ -69,7 +67,7 @@ def accelerator_for_device(device_name: str | None, device_type: str = "cuda") -
     for candidate in (device_name.strip(), re.sub(r"^(nvidia|tesla)\s+", "", device_name.strip(), flags=re.I)):
         try:
             return hardware_db.get_accelerator(candidate).id
-        except EstimatorInputError:
+        except ValueError:  # EstimatorInputError or hardware_db.errors.HardwareDBError (both ValueErrors)
             pass
     target = _norm(device_name)
     for acc in hardware_db.accelerators().values():
@@ -94,7 +92,7 @@ def peak_flops_per_s(accelerator_id: str | None, dtype: str) -> float | None:
         return None
     try:
         return hardware_db.get_accelerator(accelerator_id).peak_flops(dtype)
-    except EstimatorInputError:
+    except ValueError:  # unknown id or missing figure
         return None
 
 
@@ -106,7 +104,7 @@ def hbm_bytes_per_s(accelerator_id: str | None) -> float | None:
         return None
     try:
         return hardware_db.get_accelerator(accelerator_id).memory_bw_gb_per_s * 1e9
-    except EstimatorInputError:
+    except ValueError:  # unknown id or missing figure
         return None
 
 
@@ -118,6 +116,6 @@ def scaleup_bytes_per_s(accelerator_id: str | None) -> float | None:
         return None
     try:
         bw = hardware_db.get_accelerator(accelerator_id).scaleup_bw_gb_per_s
-    except EstimatorInputError:
+    except ValueError:  # unknown id or missing figure
         return None
     return bw * 1e9 if bw else None

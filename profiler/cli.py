@@ -5,6 +5,8 @@
     profile-gpu sweep --device cuda --out runs/h100 [--resume] [--dtype bf16,fp8] [--country FRA]
     profile-gpu collectives --nproc 8 --device cuda --out runs/h100
     profile-gpu fit runs/h100 --out hardware_db/calibrations/h100.json
+    profile-gpu import vidur vidur/compute/h100 vidur/network/h100_dgx --gpu h100-sxm --out runs/vidur-h100.jsonl
+    profile-gpu check hardware_db/calibrations/h100-sxm.json runs/vidur-h100.jsonl [--json]
 
 Argument parsing and formatting only; the work is in ``profiler.sweep`` / ``profiler.fit``.
 A bad input prints one line on stderr and exits 2, and never touches what was measured.
@@ -236,9 +238,110 @@ def fit(
         _fail(err)
         return
     h = cal["holdout"]
-    err_t = h.get("time_median_abs_rel_err")
+    err_t, p90 = h.get("time_median_abs_rel_err"), h.get("time_p90_abs_rel_err")
     typer.echo(f"{written}: {cal['id']}, {cal['measurements']['n']} measurements, held-out time error "
-               f"{'n/a' if err_t is None else f'{100 * err_t:.1f}% median'}")
+               f"{'n/a' if err_t is None else f'{100 * err_t:.1f}% median'}"
+               f"{'' if p90 is None else f', {100 * p90:.1f}% p90'}")
+    for kind, s in (h.get("by_kind") or {}).items():
+        typer.echo("  " + _summary_line(kind, s))
+    for w in cal.get("warnings") or []:
+        typer.echo(f"profile-gpu: warning: {w}", err=True)
+
+
+import_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                         help="Convert public profiling data into the profiler's measurement format.")
+app.add_typer(import_app, name="import")
+
+
+@import_app.command("vidur")
+def import_vidur_cmd(
+    dirs: Annotated[list[Path], typer.Argument(help="Vidur profile folders: compute/<gpu>[/<org>/<model>] and/or "
+                                                    "network/<node>")],
+    gpu: Annotated[str, typer.Option("--gpu", help="hardware_db accelerator id the profiles were measured on")],
+    out: Annotated[Path, typer.Option("--out", help="measurements file to write (.jsonl; a directory gets "
+                                                    "measurements.jsonl)")],
+) -> None:
+    """Import Vidur (microsoft/vidur, MLSys 2024) compute and network profiles, one kernel per row."""
+    try:
+        import hardware_db
+        from profiler.sweep import MEASUREMENTS
+        from profiler.vidur import import_vidur
+
+        try:
+            acc = hardware_db.get_accelerator(gpu)
+        except ValueError as err:
+            raise EstimatorInputError(f"unknown --gpu {gpu!r}", "see estimate --list-gpus") from err
+        records = import_vidur(dirs, acc.id, acc.name)
+        target = out / MEASUREMENTS if out.is_dir() else out
+        written = _write_jsonl(records, target)
+    except EstimatorInputError as err:
+        _fail(err)
+        return
+    kinds = {}
+    for r in records:
+        kinds[r.get("kernel", r["kind"])] = kinds.get(r.get("kernel", r["kind"]), 0) + 1
+    typer.echo(f"{written}: {len(records)} rows from Vidur ({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))})"
+               f", measured by Vidur's authors on their {acc.id}")
+
+
+def _write_jsonl(records: list[dict], target: Path) -> Path:
+    """Write records as JSON lines, atomically; an unwritable --out is a user error."""
+    import json
+
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            for r in records:
+                f.write(json.dumps(r, sort_keys=True, allow_nan=False) + "\n")
+        tmp.replace(target)
+    except OSError as err:
+        raise EstimatorInputError(f"cannot write --out {target}: {err.strerror or err}",
+                                  "choose a file in a directory you can write to") from None
+    return target
+
+
+@app.command()
+def check(
+    calibration: Annotated[Path, typer.Argument(help="calibration file (docs/calibration-schema.md)")],
+    measurements: Annotated[Path, typer.Argument(help="measurements.jsonl or a run directory")],
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Predicted against measured time for every row, and the median/p90/worst error overall and per kernel kind."""
+    try:
+        import json
+
+        from estimator.calibration import load_calibration
+        from profiler.check import check as run_check
+        from profiler.fit import resolve_inputs
+        from profiler.sweep import read_records
+
+        cal = load_calibration(calibration)
+        meas, _ = resolve_inputs(measurements)
+        result = run_check(cal, read_records(meas), meas)
+        if not result["n"]:
+            raise EstimatorInputError(f"no row of {meas} can be predicted by {calibration.name} "
+                                      f"({'; '.join(result['skipped']) or 'no successful rows'})",
+                                      "pass measurements of the calibration's kernels and precision")
+    except EstimatorInputError as err:
+        _fail(err)
+        return
+    if as_json:
+        typer.echo(json.dumps(result, allow_nan=False))
+        return
+    for r in result["rows"]:
+        typer.echo(f"{r['shape_id']}\t{r['kind']}\tmeasured {r['measured_s'] * 1e6:.1f} us\tpredicted "
+                   f"{r['predicted_s'] * 1e6:.1f} us\t{100 * r['rel_err']:+.1f}%")
+    typer.echo(_summary_line("all", result))
+    for kind, s in result["by_kind"].items():
+        typer.echo(_summary_line(kind, s))
+    for why, n in result["skipped"].items():
+        typer.echo(f"skipped {n} rows: {why}")
+
+
+def _summary_line(name: str, s: dict) -> str:
+    return (f"{name}: n {s['n']}, |error| median {100 * s['time_median_abs_rel_err']:.1f}%, p90 "
+            f"{100 * s['time_p90_abs_rel_err']:.1f}%, worst {100 * s['time_worst_abs_rel_err']:.1f}%")
 
 
 @app.command()

@@ -33,6 +33,7 @@ from profiler.sweep import MEASUREMENTS, RUN_FILE, read_records, utc_now
 
 HOLDOUT_MOD = 5  # 1 in 5 shapes held out
 HOLDOUT_MIN_KIND = 5
+HOLDOUT_WARN = 0.25  # fit warns, and records it, when the held-out median time error is over this
 PRECISION_OF = {"bf16": "bf16", "fp16": "fp16", "fp32": "fp32", "fp8": "fp8"}
 DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4, "fp8": 1}
 
@@ -268,9 +269,12 @@ def holdout_errors(held: list[dict], kernel_model: dict, memory: dict | None, po
             pred_p = min(power["max_w"], power["idle_w"] + power["slope_w"] * u)
             energy_pairs.append((pred_p * pred_t, r["energy_j"]))
     t_med, t_max = _errors(time_pairs)
+    errs = [abs(p - m) / m for p, m in time_pairs if m and m > 0 and p is not None and math.isfinite(p)]
+    t_p90 = float(np.quantile(errs, 0.9)) if errs else None
     e_med, e_max = _errors(energy_pairs)
     m_med, m_max = _errors(mem_pairs)
-    return {"n": len(held), "time_median_abs_rel_err": t_med, "time_worst_abs_rel_err": t_max,
+    return {"n": len(held), "time_median_abs_rel_err": t_med, "time_p90_abs_rel_err": t_p90,
+            "time_worst_abs_rel_err": t_max,
             "energy_median_abs_rel_err": e_med, "energy_worst_abs_rel_err": e_max,
             "memory_median_abs_rel_err": m_med, "memory_worst_abs_rel_err": m_max,
             "basis": ("held-out blocks via estimator.timing.block_time_s" if blocks
@@ -298,6 +302,8 @@ def fit_calibration(path: str | Path) -> dict:
     """Build the calibration object (schema v1) from a run directory or measurements file."""
     meas, run = resolve_inputs(path)
     records = read_records(meas)
+    if is_imported(records):
+        return fit_imported_calibration(meas, records)
     ok = [r for r in records if r.get("status") == "ok" and (r.get("time_s_median") or 0) > 0]
     if not ok:
         raise EstimatorInputError(f"{meas} has no successful measurements",
@@ -329,13 +335,22 @@ def fit_calibration(path: str | Path) -> dict:
     sha = sha256_file(meas)
     date = utc_now()[:10].replace("-", "")
     mem_out = {"bytes_per_s": memory["bytes_per_s"], "overhead_s": memory["overhead_s"]} if memory else None
+    warnings = []
+    if holdout["time_median_abs_rel_err"] is not None and holdout["time_median_abs_rel_err"] > HOLDOUT_WARN:
+        warnings.append(f"held-out median time error {100 * holdout['time_median_abs_rel_err']:.0f}% is over "
+                        f"{100 * HOLDOUT_WARN:.0f}%: re-measure on an idle machine (fewer threads, longer windows)")
+    for km_d in kernel_model.values():
+        km_d["gemm"] = {"form": "linear", "flops_per_s": km_d["gemm_flops_per_s"],
+                        "overhead_s": km_d["gemm_overhead_s"], "bytes_per_s": None, "blend_p": 1.0}
     return {
-        "schema": "llm-cost-calibration", "schema_version": 1,
+        "schema": "llm-cost-calibration", "schema_version": 2,
         "id": f"{hw['accelerator_id'] or _slug(hw['device_name'])}-{date}-{sha[:8]}",
         "created_utc": utc_now(), "hardware": hw,
         "measurements": {"file": meas.name, "sha256": sha, "n": len(ok), "n_fit": len(fit), "n_holdout": len(held)},
         "kernel_model": kernel_model, "memory": mem_out, "power": power, "collectives": collectives,
-        "holdout": holdout, "notes": notes,
+        "holdout": holdout, "warnings": warnings, "notes": notes,
+        "data_source": {"dataset": "local sweep", "measured_by": "this machine (profile-gpu sweep)",
+                        "torch_threads": run.get("environment", {}).get("torch_threads")},
     }
 
 
@@ -354,3 +369,231 @@ def write_calibration(cal: dict, out: str | Path) -> Path:
         raise EstimatorInputError(f"cannot write {out}: {err.strerror or err}",
                                   "pass --out in a directory you can write to") from None
     return out
+
+
+# --- imported measurements (Vidur): the kernel model of estimator.kernels -----------------------------
+
+def is_imported(records: list[dict]) -> bool:
+    """True when the records came from ``profile-gpu import`` (each names its data set in ``source``)."""
+    return bool(records) and all(isinstance(r.get("source"), dict) and r["source"].get("dataset") for r in records)
+
+
+def default_baseline(accelerator_id: str | None, dtype: str) -> dict | None:
+    """Today's documented default kernel model for the device (hardware_db/assumptions.csv): GEMM at
+    gemm_efficiency x dense peak + kernel_overhead_s, memory at memory_bw_efficiency x HBM bandwidth + overhead,
+    all-reduce as a ring over the scale-up bandwidth. None when the device has no peak."""
+    import hardware_db
+    from estimator.kernels import CollectiveParams, default_params
+
+    peak, bw = devices.peak_flops_per_s(accelerator_id, dtype), devices.hbm_bytes_per_s(accelerator_id)
+    if not peak or not bw:
+        return None
+    a = {k: hardware_db.assumption(k) for k in ("gemm_efficiency", "memory_bw_efficiency", "kernel_overhead_s")}
+    params = default_params(peak, bw, float(a["gemm_efficiency"].value), float(a["memory_bw_efficiency"].value),
+                            float(a["kernel_overhead_s"].value))
+    up = devices.scaleup_bytes_per_s(accelerator_id)
+    return {"params": params, "collective": CollectiveParams(bus_bytes_per_s=up) if up else None,
+            "source": "hardware_db/assumptions.csv gemm_efficiency, memory_bw_efficiency, kernel_overhead_s; "
+                      "accelerators.csv peak, memory_bw_gb_per_s, scaleup_bw_gb_per_s"}
+
+
+def _kernel_of(rec: dict) -> str:
+    return str(rec.get("kernel") or rec["kind"])
+
+
+def _group_errors(groups: np.ndarray, errs: np.ndarray) -> dict:
+    from profiler.kernel_fit import summary
+
+    return {g: summary(errs[groups == g]) for g in sorted(set(groups.tolist()))}
+
+
+def fit_imported_gemm(rows: list[dict], wave_slots: int, dtype_bytes: int) -> tuple[dict, dict]:
+    """(GemmParams dict fitted on every row, {selection, holdout errors per row}) for one precision."""
+    from profiler.kernel_fit import GemmRows, fit_gemm, select_gemm_form
+
+    g = GemmRows.of(rows)
+    cand, scores = select_gemm_form(g, wave_slots, dtype_bytes)
+    chosen = next(s for s in scores if s["candidate"] == cand)
+    params = fit_gemm(g, cand, wave_slots, dtype_bytes)
+    selection = {"chosen": cand.label, "rule": "lowest pooled leave-one-model-out median |rel err| (p90 breaks "
+                                               "ties within 0.002)",
+                 "candidates": [{k: v for k, v in s.items() if k not in ("candidate", "folds")} for s in scores]}
+    return params.to_dict(), {"selection": selection, "folds": chosen["folds"]}
+
+
+def _memory_lomo(rows: list[dict]) -> tuple[dict, np.ndarray, list[dict]]:
+    """Memory params per kernel kind (fitted on all rows) and leave-one-model-out errors aligned with ``rows``."""
+    from estimator.kernels import memory_time_s
+    from profiler.kernel_fit import fit_memory
+
+    kinds = np.array([_kernel_of(r) for r in rows])
+    models = np.array([str(r.get("model")) for r in rows])
+    by = np.array([r["bytes_moved"] for r in rows], dtype=float)
+    t = np.array([r["time_s_median"] for r in rows], dtype=float)
+    errs = np.full(len(rows), np.nan)
+    params = {}
+    folds = []
+    for kind in sorted(set(kinds.tolist())):
+        sel = kinds == kind
+        params[kind] = fit_memory(by[sel], t[sel]).to_dict()
+        for m in sorted(set(models[sel].tolist())):
+            held, train = sel & (models == m), sel & (models != m)
+            if not train.any():
+                continue
+            p = fit_memory(by[train], t[train])
+            errs[held] = np.abs(memory_time_s(by[held], p) / t[held] - 1)
+        folds.append(kind)
+    return params, errs, folds
+
+
+def fit_imported_collectives(rows: list[dict]) -> tuple[dict, list[tuple[str, float, float]]]:
+    """Per op, per world size inside one node: bus bandwidth, latency and blend fitted on ~80% of buffer sizes;
+    returns (collectives block, [(op, predicted_s, measured_s)] for the held-out sizes)."""
+    from profiler.kernel_fit import collective_time, fit_collective, held_out_size
+
+    out: dict = {}
+    pairs: list[tuple[str, float, float]] = []
+    intra = [r for r in rows if r.get("intra_node", True)]
+    for op in sorted({r["params"]["op"] for r in intra}):
+        by_world = {}
+        for world in sorted({int(r["params"]["world_size"]) for r in intra if r["params"]["op"] == op}):
+            sel = [r for r in intra if r["params"]["op"] == op and int(r["params"]["world_size"]) == world]
+            held = np.array([held_out_size(op, world, int(r["params"]["bytes"])) for r in sel])
+            b = np.array([r["params"]["bytes"] for r in sel], dtype=float)
+            t = np.array([r["time_s_median"] for r in sel], dtype=float)
+            w = np.full(len(sel), float(world))
+            p = fit_collective(op, b[~held], w[~held], t[~held])
+            pred = collective_time(op, b[held], w[held], p)
+            pairs += [(op, float(x), float(y)) for x, y in zip(pred, t[held], strict=True)]
+            by_world[str(world)] = {**p.to_dict(), "n_fit": int((~held).sum()), "n_holdout": int(held.sum()),
+                                    "nodes": sorted({r.get("node", "") for r in sel})}
+        top = by_world[max(by_world, key=int)]
+        out[op] = {"bus_bytes_per_s": top["bus_bytes_per_s"], "latency_s": top["latency_s"],
+                   "blend_p": top["blend_p"], "world_size": int(max(by_world, key=int)), "backend": "nccl",
+                   "by_world_size": by_world}
+    return out, pairs
+
+
+def _predict_default(rec: dict, base: dict) -> float | None:
+    from estimator.kernels import allreduce_time_s, gemm_time_s, memory_time_s, send_recv_time_s
+
+    kp = base["params"]
+    if rec["kind"] == "gemm":
+        p = rec["params"]
+        return float(gemm_time_s(p["m"], p["n"], p["k"], kp.gemm))
+    if rec["kind"] == "elementwise":
+        return float(memory_time_s(rec["bytes_moved"], kp.memory))
+    cp = base["collective"]
+    if rec["kind"] == "collective" and cp is not None:
+        p = rec["params"]
+        if p["op"] == "all_reduce":
+            return float(allreduce_time_s(p["bytes"], p["world_size"], cp))
+        return float(send_recv_time_s(p["bytes"], cp))
+    return None
+
+
+def error_summary(kinds: list[str], pred: list[float], meas: list[float], compute_only: bool = True) -> dict:
+    """n, median/p90/worst |rel err| (over per-op compute rows, every kind but collectives, when
+    ``compute_only``; else over all rows), and the same per kernel kind under ``by_kind``."""
+    from profiler.kernel_fit import summary
+
+    k = np.array(kinds, dtype=str)
+    e = np.abs(np.array(pred, dtype=float) / np.array(meas, dtype=float) - 1)
+    compute = ~np.isin(k, ["all_reduce", "send_recv", "collective"]) if compute_only else np.ones(len(k), bool)
+    return {**summary(e[compute] if compute.any() else e), "by_kind": _group_errors(k, e)}
+
+
+def fit_imported_calibration(meas: Path, records: list[dict]) -> dict:
+    """Calibration (schema v2) from imported measurements: GEMM form chosen and scored leave-one-model-out,
+    memory-bound kernels per kind (leave-one-model-out), collectives per world size (held-out sizes)."""
+    ok = [r for r in records if r.get("status") == "ok" and (r.get("time_s_median") or 0) > 0]
+    accs = sorted({str(r.get("accelerator_id")) for r in ok})
+    if len(accs) != 1 or accs[0] in ("None", ""):
+        raise EstimatorInputError(f"{meas} mixes devices ({', '.join(accs)}) or names none",
+                                  "import one GPU's profiles per file with 'profile-gpu import vidur DIR --gpu ID'")
+    acc = accs[0]
+    compute = [r for r in ok if r["kind"] in ("gemm", "elementwise")]
+    coll = [r for r in ok if r["kind"] == "collective"]
+    gemm_rows = [r for r in compute if r["kind"] == "gemm"]
+    if not gemm_rows:
+        raise EstimatorInputError(f"{meas} has no GEMM rows", "import a Vidur compute folder (mlp.csv) as well")
+    models = sorted({str(r.get("model")) for r in compute})
+    if len(models) < 2:
+        raise EstimatorInputError(f"{meas} holds one model shape ({models[0]}): nothing to score a fit on",
+                                  "import a GPU's folder with two or more models")
+    slots = devices.sm_count(acc) or 0
+    kernel_model, notes, pairs = {}, [], []
+    for dtype in sorted({r["dtype"] for r in gemm_rows}):
+        rows = [r for r in gemm_rows if r["dtype"] == dtype]
+        gp, info = fit_imported_gemm(rows, slots, DTYPE_BYTES[dtype])
+        kernel_model[dtype] = {"gemm_flops_per_s": gp["flops_per_s"], "gemm_overhead_s": gp["overhead_s"],
+                               "gemm": gp, "gemm_form_selection": info["selection"],
+                               "gemm_holdout_folds": info["folds"]}
+    # held-out predictions of every compute row, each from a fit that did not see its model
+    from estimator.kernels import gemm_time_s
+    from profiler.kernel_fit import CANDIDATES, GemmRows, fit_gemm
+
+    for dtype, km in kernel_model.items():
+        cand = next(c for c in CANDIDATES if c.label == km["gemm_form_selection"]["chosen"])
+        rows = [r for r in gemm_rows if r["dtype"] == dtype]
+        g = GemmRows.of(rows)
+        for m in models:
+            held = g.group == m
+            if not held.any():
+                continue
+            p = fit_gemm(g.take(~held), cand, slots, DTYPE_BYTES[dtype])
+            h = g.take(held)
+            pairs += [("gemm", float(x), float(y)) for x, y in zip(gemm_time_s(h.m, h.n, h.k, p), h.time_s,
+                                                                    strict=True)]
+    mem_rows = [r for r in compute if r["kind"] == "elementwise"]
+    by_kind, mem_errs, _ = _memory_lomo(mem_rows) if mem_rows else ({}, np.array([]), [])
+    pairs += [(_kernel_of(r), float(e + 1) * r["time_s_median"], r["time_s_median"])
+              for r, e in zip(mem_rows, mem_errs, strict=True) if math.isfinite(e)]
+    memory = None
+    if mem_rows:
+        from profiler.kernel_fit import fit_memory
+
+        pooled = fit_memory(np.array([r["bytes_moved"] for r in mem_rows], dtype=float),
+                            np.array([r["time_s_median"] for r in mem_rows], dtype=float))
+        memory = {**pooled.to_dict(), "by_kind": by_kind}
+    collectives, coll_pairs = fit_imported_collectives(coll) if coll else ({}, [])
+    pairs += coll_pairs
+    holdout = error_summary([p[0] for p in pairs], [p[1] for p in pairs], [p[2] for p in pairs])
+    holdout |= {"scheme": "compute: leave-one-model-out (each model's rows predicted by constants fitted on the "
+                          "other models); collectives: ~20% of buffer sizes per op and world size held out",
+                "models": models}
+    base = default_baseline(acc, "fp16")
+    if base:
+        kinds, pred, mes = [], [], []
+        for r in ok:
+            if r["kind"] == "collective" and not r.get("intra_node", True):
+                continue
+            v = _predict_default(r, base)
+            if v is not None:
+                kinds.append(_kernel_of(r))
+                pred.append(v)
+                mes.append(r["time_s_median"])
+        holdout["baseline_default"] = error_summary(kinds, pred, mes) | {"source": base["source"],
+                                                                          "rows": "every imported row"}
+    warnings = []
+    worst = holdout.get("time_median_abs_rel_err")
+    if worst is not None and worst > HOLDOUT_WARN:
+        warnings.append(f"held-out median time error {100 * worst:.0f}% is over {100 * HOLDOUT_WARN:.0f}%")
+    src = ok[0]["source"]
+    files = sorted({r["source"].get("file", "") for r in ok})
+    sha = sha256_file(meas)
+    return {
+        "schema": "llm-cost-calibration", "schema_version": 2,
+        "id": f"{acc}-{src['dataset']}-{sha[:8]}", "created_utc": utc_now(),
+        "hardware": {"accelerator_id": acc, "device_type": "cuda", "device_name": ok[0].get("device_name") or acc,
+                     "sm_count": slots or None},
+        "data_source": {"dataset": src["dataset"], "commit": src.get("commit"), "citation": src.get("citation"),
+                        "measured_by": src.get("measured_by"), "license": "MIT (LICENSE beside this file)",
+                        "files": files},
+        "measurements": {"file": meas.name, "sha256": sha, "n": len(ok), "n_fit": len(ok),
+                         "n_holdout": len(pairs), "models": models},
+        "fit_set": "GEMM and memory constants: every compute row of every model listed; collectives: the sizes not "
+                   "held out",
+        "kernel_model": kernel_model, "memory": memory, "power": None, "collectives": collectives,
+        "holdout": holdout, "warnings": warnings, "notes": notes,
+    }
