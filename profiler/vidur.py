@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from estimator.errors import EstimatorInputError
-from profiler.sweep import RECORD_SCHEMA, RECORD_VERSION, utc_now
+from profiler.sweep import RECORD_SCHEMA, RECORD_VERSION
 
 VIDUR_COMMIT = "7d47513363ec447a741ac5e47241580b47724fbf"
 CITATION = "Agrawal et al., 'Vidur: A Large-Scale Simulation Framework for LLM Inference', MLSys 2024"
@@ -159,7 +159,7 @@ def _record(kind: str, params: dict, shape_id: str, device: dict, stats: dict, s
             "mode": "fwd", "dtype": DTYPE, "params": params, "device": "cuda", **device, "status": "ok",
             "time_method": "cuda_events (Vidur)", "n_iters": None, **stats, "energy_j": None,
             "energy_method": "unavailable", "energy_why": "imported timings carry no energy", "source": source,
-            "imported_utc": utc_now(), **extra}
+            **extra}
 
 
 def model_name(path: Path) -> str:
