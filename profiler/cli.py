@@ -147,7 +147,8 @@ def sweep(
                                                                                   "counter update period (20)")] = None,
     time_budget_s: Annotated[float | None, typer.Option("--time-budget-s", help="start no new shape after this "
                                                                                 "many seconds")] = None,
-    threads: Annotated[int, typer.Option("--threads", help="torch CPU threads")] = 2,
+    threads: Annotated[int, typer.Option("--threads", help="torch CPU threads, pinned for the run and recorded "
+                                                           "(1: steadiest on a shared or loaded machine)")] = 1,
     codecarbon: Annotated[bool, typer.Option("--codecarbon/--no-codecarbon", help="track this run's own "
                                                                                   "emissions")] = True,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
@@ -202,12 +203,16 @@ def _sweep(quick, device, out, resume, dtype, country, kind, shape, mode, min_wi
         if counter_periods is not None:
             repeat = replace(repeat, counter_periods=max(0, counter_periods))
         cfg = sw.SweepConfig(grid=grid, device=dev, dtypes=dtypes, repeat=repeat, country_iso_code=country.upper(),
-                             time_budget_s=time_budget_s, codecarbon=codecarbon)
+                             time_budget_s=time_budget_s, codecarbon=codecarbon, threads=max(1, threads))
         counts = sw.run_sweep(shapes, out, cfg, backend, resume=resume, progress=progress)
     finally:
         backend.close()
     summary = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
-    typer.echo(f"{out / sw.MEASUREMENTS}: {summary}")
+    typer.echo(f"{out / sw.MEASUREMENTS}: {summary} (torch threads {max(1, threads)})")
+    unstable = sum(1 for r in sw.read_records(out / sw.MEASUREMENTS) if r.get("unstable"))
+    if unstable:
+        typer.echo(f"profile-gpu: warning: {unstable} points kept a spread over {100 * repeat.max_spread:.0f}% "
+                   f"after {repeat.max_windows} windows (flagged 'unstable'; fit leaves them out)", err=True)
     if not backend.available:
         typer.echo(f"energy not measured: {backend.why}", err=True)
 

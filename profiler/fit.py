@@ -305,6 +305,8 @@ def fit_calibration(path: str | Path) -> dict:
     if is_imported(records):
         return fit_imported_calibration(meas, records)
     ok = [r for r in records if r.get("status") == "ok" and (r.get("time_s_median") or 0) > 0]
+    n_unstable = sum(1 for r in ok if r.get("unstable"))
+    ok = [r for r in ok if not r.get("unstable")]
     if not ok:
         raise EstimatorInputError(f"{meas} has no successful measurements",
                                   "run 'profile-gpu sweep' (or --resume it) before fitting")
@@ -313,6 +315,8 @@ def fit_calibration(path: str | Path) -> dict:
     held = [r for r in ok if r["shape_id"] in held_ids]
     fit = [r for r in ok if r["shape_id"] not in held_ids]
     kernel_model, notes = fit_kernel_model(fit)
+    if n_unstable:
+        notes.append(f"{n_unstable} points flagged unstable by the sweep (spread over its limit) were left out")
     fit_block_overhead(fit, kernel_model, fit_memory(fit))
     if not kernel_model:
         raise EstimatorInputError(f"{meas} has too few GEMM and attention measurements to fit rates",

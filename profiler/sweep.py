@@ -299,6 +299,7 @@ def measure_shape(shape, device: str, backend: EnergyBackend, cfg: RepeatConfig,
     out = rec | {
         "status": "ok", "n_iters": t.n_iters, "time_s_median": t.time_s_median, "time_s_p10": t.time_s_p10,
         "time_s_p90": t.time_s_p90, "time_method": t.time_method, "window_s": w.time_s,
+        "windows": t.windows, "time_spread_rel": t.spread_rel, "unstable": t.unstable, "torch_threads": _threads(),
         "energy_j": t.energy_j_per_iter, "energy_method": w.energy_method, "energy_why": w.energy_why or None,
         "avg_power_w": t.avg_power_w, "throttled": w.throttled, "throttle_reasons": list(w.throttle_reasons),
         "sm_clock_mhz": w.end.sm_clock_mhz, "temperature_c": w.end.temperature_c,
@@ -309,6 +310,15 @@ def measure_shape(shape, device: str, backend: EnergyBackend, cfg: RepeatConfig,
     del built
     _free(device)
     return out
+
+
+def _threads() -> int | None:
+    """torch's intra-op CPU threads now (recorded on every record: a loaded CPU with many threads is noisy)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return int(torch.get_num_threads())
 
 
 # --- the runner ----------------------------------------------------------------------------------
@@ -324,6 +334,7 @@ class SweepConfig:
     country_iso_code: str | None = "USA"
     time_budget_s: float | None = None
     codecarbon: bool = True
+    threads: int | None = None  # torch CPU threads pinned for the run (None: left as found)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -393,6 +404,10 @@ def prepare_run_dir(run_dir: Path, cfg: SweepConfig, env: dict, resume: bool) ->
 def run_sweep(shapes: list, run_dir: Path, cfg: SweepConfig, backend: EnergyBackend, resume: bool = False,
               progress: bool = True, on_record: Callable[[dict], None] | None = None) -> dict:
     """Measure ``shapes`` into ``run_dir``; returns counts by status. See the module docstring."""
+    if cfg.threads:
+        import torch
+
+        torch.set_num_threads(max(1, cfg.threads))
     env = environment(cfg.device, backend)
     meas = prepare_run_dir(run_dir, cfg, env, resume)
     done = done_ids(meas) if resume else set()
