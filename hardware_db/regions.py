@@ -1,11 +1,15 @@
 """Grid carbon intensity (gCO2e/kWh) by country, US state, Canadian province and cloud region.
 
-The numbers are codecarbon's packaged data files, read as data: the package directory is located
-with ``importlib.util.find_spec`` (which does not run ``codecarbon/__init__.py``), so no tracker is
-imported on the estimate path. ISO-2 country codes and Canadian province codes come from the ISO 3166
-tables shipped with ``pycountry`` (a codecarbon dependency), read the same way.
+The numbers are codecarbon's packaged data files, read as data from a dated snapshot shipped in
+``hardware_db/grid_snapshot/`` (codecarbon's MIT license and ``SNAPSHOT.json``: the codecarbon version, the date
+taken and a sha256 per file), so an estimate does not move when the installed codecarbon changes: its patch releases
+change values (US-VA 369.1 g/kWh under 3.3.0, 244.8 under 3.3.2; France 67.4 under 2.3.0, 56.0 under 3.3.2).
+codecarbon itself is not needed on the estimate path. ``grid_data_provenance()`` names the source, codecarbon's
+version and the data's vintage for an estimate's assumptions; ``scripts/update-grid-snapshot.py`` refreshes the
+snapshot. ISO-2 country codes and Canadian province codes come from the ISO 3166 tables shipped with ``pycountry``,
+read as package data (``importlib.util.find_spec`` locates it without importing it).
 
-Files read (paths relative to the codecarbon package):
+Files read (paths relative to the snapshot, laid out as in the codecarbon package):
 
 * ``data/private_infra/global_energy_mix.json`` — ISO-3 countries, field ``carbon_intensity`` (OWID
   ``carbon_intensity_elec``; the year is per country, field ``year``).
@@ -21,15 +25,17 @@ from __future__ import annotations
 
 import csv
 import difflib
-import importlib.metadata
+import hashlib
 import importlib.util
 import json
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 
 from estimator.errors import EstimatorInputError, suggest
 
+SNAPSHOT_DIR = Path(__file__).resolve().parent / "grid_snapshot"
 LBS_PER_MWH_TO_G_PER_KWH = 0.45359237  # 1 lb = 0.45359237 kg; lbs/MWh * that = kg/MWh = g/kWh
 # codecarbon core/emissions.py _region_energy_mix_to_emissions_rate, in g/kWh (non-fossil sources count 0)
 CANADA_FOSSIL_G_PER_KWH = {"coal": 995.725971, "petroleum": 816.6885263, "naturalGas": 743.8415916}
@@ -38,13 +44,39 @@ KINDS = ("country", "us-state", "ca-province", "cloud")
 
 @dataclass(frozen=True)
 class GridIntensity:
-    """Average grid carbon intensity of one region, in gCO2e per kWh, with where it came from."""
+    """Average grid carbon intensity of one region, in gCO2e per kWh, with where it came from.
+
+    ``vintage`` is the year the number describes (OWID's per-country year, eGRID's year, the Canadian mix's
+    folder), or "not stated"; ``codecarbon_version`` is the release the data was taken from.
+    """
 
     region: str
     name: str
     g_per_kwh: float
     kind: str
     source: str
+    vintage: str = "not stated"
+    codecarbon_version: str = "unknown"
+
+
+@dataclass(frozen=True)
+class GridDataProvenance:
+    """Where every grid intensity comes from: for an estimate's assumptions.
+
+    ``source``: one line naming the data and the snapshot; ``codecarbon_version``: the release it was copied from;
+    ``vintage``: the years the data describe, per data set; ``taken``: the date the snapshot was taken (ISO 8601);
+    ``license``: the data's license; ``path``: the folder read.
+    """
+
+    source: str
+    codecarbon_version: str
+    vintage: str
+    taken: str
+    license: str
+    path: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
 
 
 def _package_dir(package: str) -> Path | None:
@@ -55,19 +87,24 @@ def _package_dir(package: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-@cache
-def _version(dist: str) -> str:
+def read_snapshot_meta(root: Path) -> dict:
+    """SNAPSHOT.json of a snapshot folder, after checking every file against its sha256 (not cached)."""
+    fix = "reinstall llm-cost-estimator, or refresh it with scripts/update-grid-snapshot.py"
     try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
+        meta = json.loads((root / "SNAPSHOT.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise EstimatorInputError(f"grid-intensity snapshot {root} is unreadable ({err})", fix) from err
+    for rel, digest in meta.get("files", {}).items():
+        try:
+            ok = hashlib.sha256((root / rel).read_bytes()).hexdigest() == digest
+        except OSError:
+            ok = False
+        if not ok:
+            raise EstimatorInputError(f"grid-intensity snapshot file {root / rel} is missing or altered", fix)
+    return meta
 
 
-def _codecarbon_data() -> Path:
-    pkg = _package_dir("codecarbon")
-    if pkg is None or not (pkg / "data").is_dir():
-        raise EstimatorInputError("codecarbon's data files are not installed", "pip install codecarbon")
-    return pkg / "data"
+_snapshot_meta = cache(read_snapshot_meta)
 
 
 def _newest(data: Path, filename: str) -> Path | None:
@@ -76,62 +113,75 @@ def _newest(data: Path, filename: str) -> Path | None:
     return found[-1] if found else None
 
 
-def _src(rel: Path | str, extra: str = "") -> str:
-    base = f"codecarbon {_version('codecarbon')} {rel}"
-    return f"{base} ({extra})" if extra else base
+class _Reader:
+    """Reads one codecarbon-shaped ``data/`` folder, labelling each row with the release and snapshot date."""
+
+    def __init__(self, data: Path, version: str, taken: str | None):
+        self.data, self.version, self.taken = data, version, taken
+
+    def src(self, rel: Path | str, extra: str = "") -> str:
+        base = f"codecarbon {self.version} {Path(rel).as_posix()}"
+        if self.taken:
+            base += f" (snapshot taken {self.taken})"
+        return f"{base}; {extra}" if extra else base
+
+    def row(self, region: str, name: str, g: float, kind: str, rel: Path | str, extra: str,
+            vintage: object) -> GridIntensity:
+        v = str(vintage) if vintage not in (None, "") else "not stated"
+        return GridIntensity(region, name, g, kind, self.src(rel, extra), v, self.version)
 
 
-def _countries(data: Path) -> list[GridIntensity]:
+def _countries(r: _Reader) -> list[GridIntensity]:
     rel = "data/private_infra/global_energy_mix.json"
-    mix = json.loads((data / "private_infra" / "global_energy_mix.json").read_text(encoding="utf-8"))
+    mix = json.loads((r.data / "private_infra" / "global_energy_mix.json").read_text(encoding="utf-8"))
     out = []
     for iso3, row in mix.items():
         g = row.get("carbon_intensity")
         if g is None or not g > 0:
             continue
-        year = row.get("year", "year not stated")
-        out.append(GridIntensity(iso3.upper(), row.get("country_name", iso3), float(g), "country",
-                                 _src(rel, f"OWID carbon_intensity_elec, {year}")))
+        year = row.get("year")
+        out.append(r.row(iso3.upper(), row.get("country_name", iso3), float(g), "country", rel,
+                         f"OWID carbon_intensity_elec, {year or 'year not stated'}", year))
     return out
 
 
-def _us_states(data: Path) -> list[GridIntensity]:
-    path = _newest(data, "usa_emissions.json")
+def _us_states(r: _Reader) -> list[GridIntensity]:
+    path = _newest(r.data, "usa_emissions.json")
     if path is None:
         return []
     raw = json.loads(path.read_text(encoding="utf-8"))
     meta = raw.get("_source", {})
     about = f"{meta['name']}, {meta.get('year', '')}".strip(", ") if "name" in meta else "vintage not stated"
-    rel = path.relative_to(data.parent)
+    rel = path.relative_to(r.data.parent)
     out = []
     for state, row in raw.items():
         code = str(row.get("regionCode", "")) if isinstance(row, dict) else ""
         if state.startswith("_") or len(code) != 2 or "emissions" not in row:
             continue
         g = float(row["emissions"]) * LBS_PER_MWH_TO_G_PER_KWH
-        out.append(GridIntensity(f"US-{code.upper()}", state.title(), g, "us-state",
-                                 _src(rel, f"{about}; lbs/MWh x 0.45359237")))
+        out.append(r.row(f"US-{code.upper()}", state.title(), g, "us-state", rel,
+                         f"{about}; lbs/MWh x 0.45359237", meta.get("year")))
     return out
 
 
-def _ca_provinces(data: Path, codes: dict[str, str]) -> list[GridIntensity]:
-    path = _newest(data, "canada_energy_mix.json")
+def _ca_provinces(r: _Reader, codes: dict[str, str]) -> list[GridIntensity]:
+    path = _newest(r.data, "canada_energy_mix.json")
     if path is None:
         return []
-    rel = path.relative_to(data.parent)
+    rel = path.relative_to(r.data.parent)
     out = []
     for prov, mix in json.loads(path.read_text(encoding="utf-8")).items():
         code = codes.get(prov.lower())
         if code is None or not mix.get("total"):
             continue
         g = sum(mix.get(k, 0.0) * f for k, f in CANADA_FOSSIL_G_PER_KWH.items()) / mix["total"]
-        out.append(GridIntensity(code, prov.title(), g, "ca-province",
-                                 _src(rel, "generation shares x fossil factors as in codecarbon; lower bound")))
+        out.append(r.row(code, prov.title(), g, "ca-province", rel,
+                         "generation shares x fossil factors as in codecarbon; lower bound", path.parent.name))
     return out
 
 
-def _cloud(data: Path) -> list[GridIntensity]:
-    path = data / "cloud" / "impact.csv"
+def _cloud(r: _Reader) -> list[GridIntensity]:
+    path = r.data / "cloud" / "impact.csv"
     if not path.exists():
         return []
     out = []
@@ -141,9 +191,9 @@ def _cloud(data: Path) -> list[GridIntensity]:
                 continue
             place = ", ".join(x for x in (row.get("city"), row.get("country_name")) if x)
             region = f"{row['provider'].strip().lower()}:{row['region'].strip().lower()}"
-            out.append(GridIntensity(region, f"{row.get('providerName') or row['provider']} {row['region']} ({place})",
-                                     float(row["impact"]), "cloud",
-                                     _src("data/cloud/impact.csv", row.get("source") or "source not stated")))
+            out.append(r.row(region, f"{row.get('providerName') or row['provider']} {row['region']} ({place})",
+                             float(row["impact"]), "cloud", "data/cloud/impact.csv",
+                             row.get("source") or "source not stated", None))
     return out
 
 
@@ -160,12 +210,19 @@ def _iso_tables() -> tuple[dict[str, str], dict[str, str]]:
     return iso2, provinces
 
 
+def load_intensities(data: Path, codecarbon_version: str, taken: str | None = None) -> list[GridIntensity]:
+    """Every region in a codecarbon-shaped ``data/`` folder (the snapshot's, or an installed codecarbon's)."""
+    r = _Reader(data, codecarbon_version, taken)
+    _, provinces = _iso_tables()
+    return _countries(r) + _us_states(r) + _ca_provinces(r, provinces) + _cloud(r)
+
+
 @cache
 def _table() -> tuple[dict[str, GridIntensity], dict[str, str]]:
     """(region id -> GridIntensity, lower-case name/alias -> region id). First registration of a name wins."""
-    data = _codecarbon_data()
-    iso2, provinces = _iso_tables()
-    entries = _countries(data) + _us_states(data) + _ca_provinces(data, provinces) + _cloud(data)
+    meta = _snapshot_meta(SNAPSHOT_DIR)
+    entries = load_intensities(SNAPSHOT_DIR / "data", meta["codecarbon_version"], meta["taken"])
+    iso2, _ = _iso_tables()
     by_id: dict[str, GridIntensity] = {}
     names: dict[str, str] = {}
     iso3_to_2 = {v: k for k, v in iso2.items()}
@@ -183,6 +240,33 @@ def _table() -> tuple[dict[str, GridIntensity], dict[str, str]]:
         for a in aliases:
             names.setdefault(a.strip().lower(), e.region)
     return by_id, names
+
+
+def _vintage_of(rows: list[GridIntensity], label: str) -> str:
+    years = [r.vintage for r in rows if r.vintage != "not stated"]
+    if not years:
+        return f"{label} (year not stated)" if rows else ""
+    common, _ = Counter(years).most_common(1)[0]
+    lo, hi = min(years), max(years)
+    span = common if lo == hi else f"{lo}-{hi}, mostly {common}"
+    return f"{label} {span}"
+
+
+@cache
+def grid_data_provenance() -> GridDataProvenance:
+    """Source, codecarbon version and vintage of every grid intensity (the shipped snapshot), for assumptions."""
+    meta = _snapshot_meta(SNAPSHOT_DIR)
+    by_kind: dict[str, list[GridIntensity]] = {k: [] for k in KINDS}
+    for e in _table()[0].values():
+        by_kind[e.kind].append(e)
+    labels = {"country": "countries: OWID carbon_intensity_elec", "us-state": "US states: EPA eGRID",
+              "ca-province": "Canadian provinces: generation mix", "cloud": "cloud regions: provider figures"}
+    vintage = "; ".join(v for k in KINDS if (v := _vintage_of(by_kind[k], labels[k])))
+    version = meta["codecarbon_version"]
+    return GridDataProvenance(
+        source=f"codecarbon {version} packaged data, snapshot taken {meta['taken']} (hardware_db/grid_snapshot)",
+        codecarbon_version=version, vintage=vintage, taken=meta["taken"], license=meta.get("license", "MIT"),
+        path=str(SNAPSHOT_DIR))
 
 
 def grid_intensity(region: str) -> GridIntensity:
@@ -206,4 +290,5 @@ def list_regions() -> list[GridIntensity]:
     return sorted(_table()[0].values(), key=lambda e: (KINDS.index(e.kind), e.region))
 
 
-__all__ = ["GridIntensity", "grid_intensity", "list_regions"]
+__all__ = ["GridDataProvenance", "GridIntensity", "grid_data_provenance", "grid_intensity", "list_regions",
+           "load_intensities"]
