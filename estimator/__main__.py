@@ -1,0 +1,8 @@
+"""``python -m estimator``: the same command as ``estimate`` (estimator.cli:main)."""
+
+import sys
+
+from estimator.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
