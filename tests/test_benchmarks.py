@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -82,14 +84,52 @@ def test_cli_writes_report_and_rejects_bad_input(tmp_path, capsys):
     assert (tmp_path / "results" / "training_predicted_vs_reported.png").stat().st_size > 1000
     assert len(pd.read_csv(tmp_path / "results" / "training_predictions.csv")) > 50
     capsys.readouterr()
+    for bad, names in ((["--pue", "0.5"], "--pue"), (["--only", "nonsense"], "--only"),
+                       (["--grid-intensity", "-1"], "--grid-intensity"), (["--pue", "x"], "--pue")):
+        with pytest.raises(SystemExit) as e:
+            cli.main(["--out", str(tmp_path), *bad])
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and names in err and "; " in err, err
+
+
+def test_default_output_is_the_current_directory_not_the_package(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["--only", "claims"]) == 0
+    assert (tmp_path / "benchmark-report" / "REPORT-claims.md").is_file()
+    assert (tmp_path / "benchmark-report" / "results" / "claims.csv").is_file()
+    assert "benchmark-report" in capsys.readouterr().out
+
+
+def test_without_matplotlib_the_report_is_written_with_a_note(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    assert cli.main(["--out", str(tmp_path), "--only", "training"]) == 0
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1].startswith("wrote ") and cli.NO_PLOT_NOTE in out
+    assert not (tmp_path / "results" / "training_predicted_vs_reported.png").exists()
+    assert "matplotlib is not installed" in (tmp_path / "REPORT-training.md").read_text()
+
+
+@pytest.mark.parametrize("where", ["file-as-parent", "file-as-out"])
+def test_unwritable_output_is_one_error_line(tmp_path, capsys, where):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    out = blocker / "sub" if where == "file-as-parent" else blocker
     with pytest.raises(SystemExit) as e:
-        cli.main(["--pue", "0.5"])
-    assert e.value.code == 2
+        cli.main(["--out", str(out), "--only", "claims"])
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--pue" in err
+    assert e.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1 and "--out DIR" in err, err
+
+
+def test_disk_full_mid_run_is_one_error_line(tmp_path, monkeypatch, capsys):
+    def full(*_a, **_k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "results" / "claims.csv"))
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full)
     with pytest.raises(SystemExit) as e:
-        cli.main(["--only", "nonsense"])
-    assert e.value.code == 2
+        cli.main(["--out", str(tmp_path), "--only", "claims"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith("error: ") and "disk is full" in err and err.count("\n") == 1
 
 
 def test_offline_throughput_rows_run_at_the_largest_batch_that_fits():
