@@ -18,7 +18,8 @@ DATA = Path(__file__).resolve().parents[1] / "benchmarks" / "data"
 TRAINING_COLUMNS = ["id", "model", "preset", "total_params", "active_params", "tokens", "seq_len", "accelerator",
                     "gpus", "precision", "reported_gpu_hours", "gpu_hours_basis", "reported_days",
                     "reported_energy_mwh", "energy_basis", "energy_kind", "reported_co2e_t", "co2e_basis", "pue",
-                    "grid_g_per_kwh", "reported_mfu", "source", "source_location", "confidence", "notes"]
+                    "grid_g_per_kwh", "reported_mfu", "source", "source_location", "confidence", "notes",
+                    "hours_cover", "hours_cover_evidence"]  # tags checked in tests/test_throughput_data.py
 TRAINING_NUMERIC = ("total_params", "active_params", "tokens", "seq_len", "gpus", "reported_gpu_hours", "reported_days",
                     "reported_energy_mwh", "reported_co2e_t", "pue", "grid_g_per_kwh", "reported_mfu")
 INFERENCE_COLUMNS = ["id", "name", "model", "preset", "total_params", "active_params", "accelerator",
