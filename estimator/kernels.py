@@ -166,3 +166,24 @@ def default_params(peak_flops_per_s: float, hbm_bytes_per_s: float, gemm_efficie
     return KernelParams(gemm=GemmParams(flops_per_s=gemm_efficiency * peak_flops_per_s, overhead_s=overhead_s),
                         memory=MemoryParams(bytes_per_s=memory_efficiency * hbm_bytes_per_s, overhead_s=overhead_s),
                         source="default")
+
+
+def scale_params(params: KernelParams, flops_ratio: float, bandwidth_ratio: float,
+                 wave_slots: int | None = None, source: str | None = None) -> KernelParams:
+    """Transfer a calibration to another device by hardware ratios: FLOP/s x ``flops_ratio`` (target / calibrated
+    dense peak at the precision), every bytes/s x ``bandwidth_ratio`` (target / calibrated HBM bandwidth);
+    overheads, blend and tiles kept; ``wave_slots`` set to the target's SM count (None: quantisation off)."""
+    if not (flops_ratio > 0 and bandwidth_ratio > 0 and math.isfinite(flops_ratio)
+            and math.isfinite(bandwidth_ratio)):
+        raise ValueError(f"hardware ratios must be finite and > 0, got {flops_ratio}, {bandwidth_ratio}")
+    g = params.gemm
+    gemm = GemmParams(**{**asdict(g), "flops_per_s": g.flops_per_s * flops_ratio,
+                         "bytes_per_s": g.bytes_per_s * bandwidth_ratio,
+                         "wave_slots": int(wave_slots or 0) if g.wave_slots else 0})
+
+    def mem(m: MemoryParams) -> MemoryParams:
+        return MemoryParams(m.bytes_per_s * bandwidth_ratio, m.overhead_s)
+
+    return KernelParams(gemm=gemm, memory=mem(params.memory),
+                        memory_by_kind={k: mem(v) for k, v in params.memory_by_kind.items()},
+                        source=source or f"scaled from {params.source}")

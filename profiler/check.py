@@ -64,4 +64,9 @@ def check(cal: Calibration, records: list[dict], source: str | Path = "") -> dic
                      "predicted_s": pred, "rel_err": pred / meas - 1})
     summary = error_summary([r["kind"] for r in rows], [r["predicted_s"] for r in rows],
                             [r["measured_s"] for r in rows], compute_only=False)
-    return {**summary, "calibration": cal.id, "measurements": str(source), "skipped": skipped, "rows": rows}
+    devices = sorted({str(r["accelerator_id"]) for r in records if r.get("accelerator_id")})
+    other = [d for d in devices if cal.accelerator_id and d != cal.accelerator_id]
+    mismatch = (f"measurements from {', '.join(other)} checked against a calibration for {cal.accelerator_id}"
+                if other else None)
+    return {**summary, "calibration": cal.id, "measurements": str(source), "skipped": skipped,
+            "device_mismatch": mismatch, "rows": rows}

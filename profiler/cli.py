@@ -342,6 +342,8 @@ def check(
         typer.echo(_summary_line(kind, s))
     for why, n in result["skipped"].items():
         typer.echo(f"skipped {n} rows: {why}")
+    if result.get("device_mismatch"):
+        typer.echo(f"profile-gpu: warning: {result['device_mismatch']}", err=True)
 
 
 def _summary_line(name: str, s: dict) -> str:

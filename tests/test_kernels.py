@@ -124,3 +124,19 @@ def test_kernels_import_without_torch_or_pint():
     code = ("import sys; sys.modules.update({m: None for m in ('torch', 'pynvml', 'pint')});"
             "import estimator.kernels as k; print(k.gemm_time_s(1, 2, 3, k.GemmParams(1e12, 0.0)))")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_scaling_to_another_device_by_hardware_ratios():
+    from estimator.kernels import KernelParams, scale_params
+
+    base = KernelParams(gemm=ROOF, memory=MemoryParams(2e12, 3e-6), memory_by_kind={"norm": MemoryParams(1e12, 2e-6)},
+                        source="h100-sxm-vidur")
+    s = scale_params(base, 2.0, 1.5)
+    assert s.gemm.flops_per_s == 1.4e15 and s.gemm.bytes_per_s == 4.5e12 and s.gemm.overhead_s == ROOF.overhead_s
+    assert s.memory.bytes_per_s == 3e12 and s.memory_by_kind["norm"].bytes_per_s == 1.5e12
+    assert s.source == "scaled from h100-sxm-vidur"
+    # a FLOP-bound GEMM gets 2x faster, a weight-read one 1.5x
+    assert gemm_time_s(1 << 16, 8192, 8192, s.gemm) == pytest.approx(gemm_time_s(1 << 16, 8192, 8192, ROOF) / 2,
+                                                                      rel=0.03)
+    with pytest.raises(ValueError):
+        scale_params(base, 0.0, 1.0)
