@@ -119,3 +119,12 @@ def scaleup_bytes_per_s(accelerator_id: str | None) -> float | None:
     except ValueError:  # unknown id or missing figure
         return None
     return bw * 1e9 if bw else None
+
+
+def default_calibration(accelerator_id: str | None):
+    """Path (importlib.resources Traversable) of the shipped calibration for an accelerator
+    (``hardware_db/calibrations/<id>.json``), or None when none is shipped."""
+    if not accelerator_id:
+        return None
+    p = resources.files("hardware_db").joinpath("calibrations", f"{accelerator_id}.json")
+    return p if p.is_file() else None

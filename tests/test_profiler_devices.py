@@ -38,3 +38,12 @@ def test_peaks_come_from_hardware_db():
 def test_profiler_does_not_parse_accelerators_csv_itself():
     src = inspect.getsource(fit)
     assert "accelerators.csv\")" not in src and "NVML_NAMES" not in src and "csv.DictReader" not in src
+
+
+def test_default_calibrations_are_shipped_for_h100_and_a100():
+    from estimator.calibration import load_calibration
+
+    for acc in ("h100-sxm", "a100-80gb"):
+        p = devices.default_calibration(acc)
+        assert p is not None and load_calibration(str(p), accelerator_id=acc).accelerator_id == acc
+    assert devices.default_calibration("l4") is None and devices.default_calibration(None) is None
