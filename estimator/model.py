@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
 
 from estimator.errors import EstimatorInputError
 
@@ -222,6 +223,12 @@ def shape_from_params(n_params: float, seq_len: int = RECIPE_SEQ_LEN, vocab: int
     """
     if not math.isfinite(n_params) or n_params <= 0:
         raise EstimatorInputError(f"--params must be a positive number, got {n_params!r}", "e.g. --params 70e9")
+    return _shape_from_params(float(n_params), int(seq_len), int(vocab))
+
+
+@lru_cache(maxsize=512)
+def _shape_from_params(n_params: float, seq_len: int, vocab: int) -> ModelSpec:
+    """The recipe search of ``shape_from_params``, cached: it is most of a fixed-layout estimate's time."""
     best: tuple[float, ModelSpec] | None = None
     for step in (128, 1024):
         for d in range(step, 131_072 + 1, step):

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
 
 from estimator.errors import EstimatorInputError
 from estimator.flops import RECOMPUTE
+from estimator.hardware import KernelModel
+from estimator.memory import training_memory_per_gpu
 from estimator.model import ModelSpec
+from estimator.timing import step_time
 
 ZERO_STAGES = (0, 1, 2, 3)
 MEMORY_HEADROOM = 0.90  # keep 10% of HBM for the allocator's fragmentation, workspaces and NCCL buffers
@@ -30,12 +35,15 @@ class Layout:
 
     @property
     def gpus(self) -> int:
+        """TP x CP x PP x DP."""
         return self.tp * self.cp * self.pp * self.dp
 
     def to_dict(self) -> dict:
+        """Every field as a plain dict."""
         return asdict(self)
 
     def describe(self) -> str:
+        """One line, e.g. 'TP8 x PP1 x DP2048, ZeRO-3, micro-batch 1, recompute full'."""
         ep = f" EP{self.ep}" if self.ep > 1 else ""
         cp = f" x CP{self.cp}" if self.cp > 1 else ""
         il = f" (interleaved x{self.interleave})" if self.interleave > 1 else ""
@@ -88,6 +96,7 @@ def layout_problems(s: ModelSpec, lay: Layout, gpus: int, global_batch_seqs: int
 
 
 def check_layout(s: ModelSpec, lay: Layout, gpus: int, global_batch_seqs: int) -> Layout:
+    """The layout itself, or one line listing every reason it is invalid."""
     probs = layout_problems(s, lay, gpus, global_batch_seqs)
     if probs:
         raise EstimatorInputError("invalid parallel layout: " + "; ".join(probs),
@@ -103,12 +112,34 @@ def _divisors(n: int) -> list[int]:
 #: Context parallelism is searched only for sequences at least this long; below it CP's extra communication
 #: buys nothing a larger DP would not (Megatron-Core recommends CP for long-context training). --cp forces it.
 CP_MIN_SEQ = 16384
+LAYOUT_KEYS = ("tp", "pp", "dp", "ep", "zero", "micro_batch", "interleave", "cp")
 
 
-def candidate_layouts(s: ModelSpec, gpus: int, global_batch_seqs: int, scaleup_domain: int,
-                      fixed: dict | None = None) -> list[Layout]:
-    """All valid layouts, honouring any fields the user fixed (tp, cp, pp, dp, ep, zero, micro_batch, recompute)."""
-    fixed = {k: v for k, v in (fixed or {}).items() if v is not None}
+def valid_layouts(s: ModelSpec, gpus, global_batch_seqs, *, tp, pp, dp, cp=1, ep=1, zero=1, micro_batch=1,
+                  interleave=1):
+    """Boolean mask: which layouts (numpy arrays, broadcast) are valid, by the rules of ``layout_problems``.
+
+    The one vectorised definition of a valid layout, used by the layout search and by ``sweep_training``.
+    Recomputation is not an input: every mode is valid for every layout.
+    """
+    tp, pp, dp, cp, ep, zero, mb, v = (np.asarray(x, dtype=float) for x in
+                                       (tp, pp, dp, cp, ep, zero, micro_batch, interleave))
+    ok = (tp >= 1) & (pp >= 1) & (dp >= 1) & (cp >= 1) & (ep >= 1) & (mb >= 1) & (tp * cp * pp * dp == gpus)
+    ok &= (s.heads % tp == 0) & (s.ffn_dim % tp == 0) & (pp <= s.layers)
+    if not s.is_mla:
+        ok &= (s.kv_heads % tp == 0) | (tp % s.kv_heads == 0)
+    if s.is_moe:
+        ok &= (s.expert_ffn % tp == 0) & ((ep == 1) | ((s.experts % ep == 0) & (dp % ep == 0)))
+    else:
+        ok &= ep == 1
+    ok &= (cp == 1) | (s.seq_len % (2 * cp) == 0)
+    ok &= (v == 1) | ((pp > 1) & (np.ceil(s.layers / pp) % v == 0))
+    ok &= np.isin(zero, (0, 1, 2, 3)) & (global_batch_seqs >= dp * mb)
+    return ok
+
+
+def _axis_values(s: ModelSpec, gpus: int, scaleup_domain: int, fixed: dict) -> dict[str, list]:
+    """Values searched on each axis (a superset: ``valid_layouts`` then removes what does not combine)."""
     tps = [fixed["tp"]] if "tp" in fixed else [t for t in (1, 2, 4, 8, 16, 32, 64, 72) if t <= max(8, scaleup_domain)]
     if "cp" in fixed:
         cps = [fixed["cp"]]
@@ -116,35 +147,147 @@ def candidate_layouts(s: ModelSpec, gpus: int, global_batch_seqs: int, scaleup_d
         cps = [c for c in (1, 2, 4, 8, 16, 32) if s.seq_len % (2 * c) == 0]
     else:
         cps = [1]
-    zeros = [fixed["zero"]] if "zero" in fixed else [1, 3]
-    recs = [fixed["recompute"]] if "recompute" in fixed else list(RECOMPUTE)
-    mbs = [fixed["micro_batch"]] if "micro_batch" in fixed else [1, 2, 4]
-    out = []
-    for tp in tps:
-        for cp in cps:
-            if gpus % (tp * cp):
-                continue
-            rest = gpus // (tp * cp)
-            pps = [fixed["pp"]] if "pp" in fixed else [p for p in _divisors(rest) if p <= s.layers]
-            for pp in pps:
-                if rest % pp:
-                    continue
-                dp = rest // pp
-                if "dp" in fixed and fixed["dp"] != dp:
-                    continue
-                if "ep" in fixed:
-                    eps = [fixed["ep"]]
-                elif s.is_moe:
-                    eps = [e for e in (1, 2, 4, 8, 16, 32, 64)
-                           if e <= s.experts and s.experts % e == 0 and dp % e == 0]
-                else:
-                    eps = [1]
-                for ep in eps:
-                    for z in zeros:
-                        for r in recs:
-                            for mb in mbs:
-                                for v in ((1, 2, 4) if pp > 1 else (1,)):
-                                    lay = Layout(tp, pp, dp, ep, z, mb, r, v, cp=cp)
-                                    if not layout_problems(s, lay, gpus, global_batch_seqs):
-                                        out.append(lay)
-    return out
+    pps = [fixed["pp"]] if "pp" in fixed else [p for p in _divisors(gpus) if p <= s.layers]
+    if "ep" in fixed:
+        eps = [fixed["ep"]]
+    elif s.is_moe:
+        eps = [e for e in (1, 2, 4, 8, 16, 32, 64) if e <= s.experts and s.experts % e == 0]
+    else:
+        eps = [1]
+    return {"tp": tps, "cp": cps, "pp": pps, "ep": eps, "zero": [fixed["zero"]] if "zero" in fixed else [1, 3],
+            "recompute": [fixed["recompute"]] if "recompute" in fixed else list(RECOMPUTE),
+            "micro_batch": [fixed["micro_batch"]] if "micro_batch" in fixed else [1, 2, 4],
+            "interleave": [1, 2, 4]}
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Valid layouts of one recompute mode as arrays (one entry per layout), in search order."""
+
+    recompute: str
+    arrays: dict  # LAYOUT_KEYS -> int array
+    fraction: object = 0.0  # with recompute="partial": share of layers recomputed, per layout
+
+    def __len__(self) -> int:
+        return len(self.arrays["tp"])
+
+    def layout(self, i: int) -> Layout:
+        """The i-th layout as a ``Layout``."""
+        kw = {k: int(self.arrays[k][i]) for k in LAYOUT_KEYS}
+        frac = float(np.broadcast_to(self.fraction, (len(self),))[i]) if self.recompute == "partial" else 0.0
+        return Layout(**kw, recompute=self.recompute, recompute_fraction=frac)
+
+    def subset(self, idx, recompute: str, fraction) -> Candidates:
+        """The layouts at ``idx`` under another recompute mode."""
+        return Candidates(recompute, {k: v[idx] for k, v in self.arrays.items()}, fraction)
+
+
+def candidate_layouts(s: ModelSpec, gpus: int, global_batch_seqs: int, scaleup_domain: int,
+                      fixed: dict | None = None) -> list[Candidates]:
+    """All valid layouts, one ``Candidates`` per recompute mode, honouring the fields the user fixed.
+
+    Order within a mode is the nested order tp, cp, pp, ep, zero, micro-batch, interleave (so ties resolve the
+    same way on every run).
+    """
+    fixed = {k: v for k, v in (fixed or {}).items() if v is not None}
+    ax = _axis_values(s, gpus, scaleup_domain, fixed)
+    grid = np.meshgrid(*(np.asarray(ax[k], dtype=np.int64) for k in ("tp", "cp", "pp", "ep", "zero", "micro_batch",
+                                                                     "interleave")), indexing="ij")
+    tp, cp, pp, ep, zero, mb, v = (g.ravel() for g in grid)
+    rest, rem = np.divmod(gpus, tp * cp)
+    dp = np.where((rem == 0) & (rest % pp == 0), rest // np.maximum(pp, 1), 0)
+    ok = (rem == 0) & (rest % pp == 0) & ((v == 1) | (pp > 1))
+    if "dp" in fixed:
+        ok &= dp == fixed["dp"]
+    ok &= valid_layouts(s, gpus, global_batch_seqs, tp=tp, pp=pp, dp=np.maximum(dp, 1), cp=cp, ep=ep, zero=zero,
+                        micro_batch=mb, interleave=v)
+    idx = np.nonzero(ok)[0]
+    arrays = {"tp": tp[idx], "pp": pp[idx], "dp": dp[idx], "ep": ep[idx], "zero": zero[idx], "micro_batch": mb[idx],
+              "interleave": v[idx], "cp": cp[idx]}
+    if not len(idx):
+        return []
+    return [Candidates(r, arrays) for r in ax["recompute"] if r in RECOMPUTE]
+
+
+def interpolate(a, b, f):
+    """Field-wise a + f (b - a) for two StepTime or MemoryBreakdown records (block recomputation of a share f)."""
+    return type(a)(*(getattr(a, x.name) + f * (getattr(b, x.name) - getattr(a, x.name)) for x in fields(a)))
+
+
+def layout_cost(spec: ModelSpec, *, accel, km: KernelModel, arrays: dict, rec: str, frac, gb_seqs: int, seq: int,
+                dtype_bytes: float, dp_overlap: float):
+    """(MemoryBreakdown, StepTime) of layouts given as arrays; ``partial`` interpolates none and full per layer."""
+    if rec == "partial":
+        kw = dict(accel=accel, km=km, arrays=arrays, frac=0.0, gb_seqs=gb_seqs, seq=seq, dtype_bytes=dtype_bytes,
+                  dp_overlap=dp_overlap)
+        m0, t0 = layout_cost(spec, rec="none", **kw)
+        m1, t1 = layout_cost(spec, rec="full", **kw)
+        return interpolate(m0, m1, frac), interpolate(t0, t1, frac)
+    arr = arrays
+    cp = arr.get("cp", 1)
+    mem = training_memory_per_gpu(spec, tp=arr["tp"], pp=arr["pp"], dp=arr["dp"], ep=arr["ep"], zero=arr["zero"],
+                                  micro_batch=arr["micro_batch"], recompute=rec, seq=seq, cp=cp)
+    st = step_time(spec, accel, km, tp=arr["tp"], pp=arr["pp"], dp=arr["dp"], ep=arr["ep"], zero=arr["zero"],
+                   micro_batch=arr["micro_batch"], recompute=rec, global_batch_seqs=gb_seqs, seq=seq,
+                   dtype_bytes=dtype_bytes, dp_overlap=dp_overlap, interleave=arr["interleave"], cp=cp)
+    return mem, st
+
+
+def _partial_group(spec: ModelSpec, none: Candidates, cost_args: dict, capacity: float) -> Candidates | None:
+    """Layouts that fit only with some layers recomputed, with just enough whole layers per stage recomputed."""
+    arr = none.arrays
+    m0, _ = layout_cost(spec, arrays=arr, rec="none", frac=0.0, **cost_args)
+    m1, _ = layout_cost(spec, arrays=arr, rec="full", frac=0.0, **cost_args)
+    n = len(none)
+    a, b = np.asarray(m0.total, float) * np.ones(n), np.asarray(m1.total, float) * np.ones(n)
+    per_stage = np.ceil(spec.layers / arr["pp"])
+    need = np.where(a > b, (a - capacity) / np.maximum(a - b, 1e-9), 2.0)
+    frac = np.ceil(np.clip(need, 0, 1) * per_stage) / per_stage
+    sel = np.where((need > 0) & (frac < 1))[0]
+    return none.subset(sel, "partial", frac[sel]) if sel.size else None
+
+
+@dataclass(frozen=True)
+class LayoutChoice:
+    """The layout search's answer: fastest fitting layout (or None), leanest layout and its bytes, count searched."""
+
+    best: Layout | None
+    best_s_per_seq: float | None
+    smallest: Layout | None
+    smallest_bytes: float
+    n_valid: int
+
+
+def choose_layout(*, spec: ModelSpec, accel, km: KernelModel, n_gpus: int, gb_seqs: int, fixed: dict, seq: int,
+                  dtype_bytes: float, dp_overlap: float, capacity: float) -> LayoutChoice:
+    """Fastest valid layout that fits in ``capacity`` bytes per GPU.
+
+    All layouts of one recompute mode are evaluated at once as numpy arrays. A layout that does not
+    fit without recomputation but fits with full recomputation is also tried with just enough layers
+    recomputed (whole layers per stage), so cost grows smoothly with memory pressure.
+    """
+    groups = candidate_layouts(spec, n_gpus, gb_seqs, accel.scaleup_domain or 8, fixed)
+    cost_args = dict(accel=accel, km=km, gb_seqs=gb_seqs, seq=seq, dtype_bytes=dtype_bytes, dp_overlap=dp_overlap)
+    n_valid = len(groups[0]) * len(groups) if groups else 0
+    none = next((g for g in groups if g.recompute == "none"), None)
+    if none is not None and fixed.get("recompute") is None:
+        part = _partial_group(spec, none, cost_args, capacity)
+        groups = groups + ([part] if part is not None else [])
+    best: tuple[float, Layout] | None = None
+    smallest: tuple[float, Layout] | None = None
+    for g in groups:
+        mem, st = layout_cost(spec, arrays=g.arrays, rec=g.recompute, frac=g.fraction, **cost_args)
+        tot = np.asarray(mem.total, dtype=float) * np.ones(len(g))
+        # a step processes floor(gb / (dp mb)) micro-batches per pipeline: compare time per sequence
+        used = np.floor(gb_seqs / (g.arrays["dp"] * g.arrays["micro_batch"])) * g.arrays["dp"] * g.arrays["micro_batch"]
+        per_seq = np.asarray(st.total) / used
+        i_small = int(np.argmin(tot))
+        if smallest is None or tot[i_small] < smallest[0]:
+            smallest = (float(tot[i_small]), g.layout(i_small))
+        ok = np.where(tot <= capacity * (1 + 1e-9))[0]
+        if ok.size:
+            i = int(ok[np.argmin(per_seq[ok])])
+            if best is None or per_seq[i] < best[0]:
+                best = (float(per_seq[i]), g.layout(i))
+    return LayoutChoice(best[1] if best else None, best[0] if best else None, smallest[1] if smallest else None,
+                        smallest[0] if smallest else 0.0, n_valid)

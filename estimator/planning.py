@@ -22,20 +22,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from estimator.config import BUDGETS, PLAN_SHAPE_OVERRIDES, PlanConfig, TrainingConfig
 from estimator.errors import EstimatorInputError
 from estimator.flops import forward_flops_per_token
+from estimator.hardware import accelerator, peak_flops
 from estimator.model import ModelSpec, param_count
+from estimator.results import TrainingEstimate
 from estimator.scaling import ScalingLaw, constant, data_stock, effective_tokens, get_law, hq_data_stock
-from estimator.training import TrainingEstimate, _num, estimate_training
+from estimator.training import estimate_training
 
-# budget kind -> (TrainingEstimate.to_dict key, unit, CLI flag)
-BUDGETS = {
-    "usd": ("cost_usd", "USD", "--budget-usd"),
-    "mwh": ("energy_mwh", "MWh", "--budget-mwh"),
-    "tco2e": ("co2e_tonnes", "tCO2e", "--budget-tco2e"),
-    "days": ("wall_clock_days", "day", "--budget-days"),
-    "flops": ("flops", "FLOP", "--budget-flops"),
-}
 ATTENTION_SEQS = (8192, 131072, 1048576)
 GUESS_MFU = 0.4  # first guess only; the answer comes from the time model
 SECANT_TOL = 0.02  # relative, on the metric, before the exact token scaling (N moves ~0.45x as much)
@@ -44,11 +39,14 @@ FINAL_TOL = 0.01  # the returned estimate uses the budget to within 1%
 MAX_STEPS = 8
 MOE_EXPERTS, MOE_TOP_K = 8, 2  # the MoE compared with the planned dense model (Mixtral-style 8 experts, top-2)
 MOE_LOSS_NOTE = "loss not predicted (no verified MoE scaling law)"
-SHAPE_OVERRIDES = ("layers", "d_model", "heads", "kv_heads", "ffn_dim", "vocab", "experts", "experts_per_token",
-                   "active_params")
+SHAPE_OVERRIDES = PLAN_SHAPE_OVERRIDES
 
 
 def _metric(est: TrainingEstimate, kind: str) -> float:
+    """The budget metric (USD, MWh, tCO2e, days, FLOP) of an estimate."""
+    if kind == "usd" and est.cost is None:
+        raise EstimatorInputError(f"no price for {est.gpu}, so a dollar budget cannot be planned",
+                                  "pass --price-per-gpu-hour USD")
     q = {"usd": (est.cost, "USD"), "mwh": (est.energy, "MWh"), "tco2e": (est.co2e, "tCO2e"),
          "days": (est.wall_clock_days, "day"), "flops": (est.flops, "FLOP")}[kind]
     return float(q[0].m_as(q[1]))
@@ -147,7 +145,10 @@ class PlanResult:
     warnings: tuple = field(default_factory=tuple)
     architectures: tuple = field(default_factory=tuple)
 
+    config: dict | None = None
+
     def to_dict(self) -> dict:
+        """Plain JSON-able dict (the ``estimate plan --json`` output)."""
         e = self.estimate.to_dict()
         stock, hq = data_stock(), hq_data_stock()
         d = {
@@ -178,20 +179,9 @@ class PlanResult:
             "estimate_calls": self.calls,
             "estimate": e,
             "warnings": list(self.warnings) + [w for w in e["warnings"] if w not in self.warnings],
+            "config": self.config, "schema_version": e["schema_version"],
         }
         return d
-
-
-def _one_budget(budgets: dict) -> tuple[str, float]:
-    given = {k: v for k, v in budgets.items() if v is not None}
-    if not given:
-        raise EstimatorInputError("no budget given", "pass one of " + ", ".join(b[2] for b in BUDGETS.values()))
-    if len(given) > 1:
-        flags = " and ".join(BUDGETS[k][2] for k in given)
-        raise EstimatorInputError(f"{flags} given at once", "plan from one budget at a time")
-    kind, raw = next(iter(given.items()))
-    flag = BUDGETS[kind][2].lstrip("-")
-    return kind, _num(flag, raw, hint=f"a positive number, e.g. {BUDGETS[kind][2]} 1e6")
 
 
 def _first_guess_c6(kind: str, budget: float, gpus, gpu, precision) -> float | None:
@@ -199,71 +189,41 @@ def _first_guess_c6(kind: str, budget: float, gpus, gpu, precision) -> float | N
     if kind == "flops":
         return budget
     if kind == "days" or gpus is not None:
-        from estimator.training import DEFAULT_GPU
-        from hardware_db import get_accelerator
-
-        accel = get_accelerator(gpu or DEFAULT_GPU)
-        prec = precision or ("bf16" if "bf16" in accel.peak_tflops else "fp16")
+        accel = accelerator(gpu)
         days = budget if kind == "days" else 30.0
-        return float(gpus) * accel.peak_flops(prec) * GUESS_MFU * days * 86400
+        return float(gpus) * peak_flops(accel, precision or accel.default_precision()) * GUESS_MFU * days * 86400
     return None
 
 
-def plan(budget_usd=None, budget_mwh=None, budget_tco2e=None, budget_days=None, budget_flops=None, *,
-         params=None, tokens=None, model: ModelSpec | None = None, scaling_law: str | None = None,
-         lifetime_inference_tokens=None, unique_tokens=None, gpus=None, seq_len=None, compare: bool = True,
-         **estimate_kwargs) -> PlanResult:
-    """Plan the compute-optimal training run a budget buys.
+class _Planner:
+    """The search state of one plan: the estimate calls made, the GPU count once held, the warnings."""
 
-    Exactly one budget: ``budget_usd`` (USD), ``budget_mwh`` (facility MWh incl. PUE), ``budget_tco2e``
-    (operational tCO2e, location-based), ``budget_days`` (wall-clock days; needs ``gpus``) or
-    ``budget_flops`` (model FLOPs as the forward estimate counts them). Optional: fixed ``params`` or
-    ``tokens`` (not both) or a fixed ``model`` shape; ``lifetime_inference_tokens`` (Sardana et al. 2023
-    trade); ``unique_tokens`` (Muennighoff et al. 2023 repeated-data law). Other keyword arguments
-    (gpu, precision, pue, region, price_per_gpu_hour, ...) go unchanged to ``estimate_training``.
-    ``compare`` (default True) adds the dense-vs-MoE comparison (``compare_architectures``, one more
-    estimate call); pass False to skip it.
-    """
-    kind, budget = _one_budget({"usd": budget_usd, "mwh": budget_mwh, "tco2e": budget_tco2e, "days": budget_days,
-                                "flops": budget_flops})
-    bad = [k for k in SHAPE_OVERRIDES if estimate_kwargs.get(k) is not None]
-    if bad:
-        raise EstimatorInputError(f"--{bad[0].replace('_', '-')} cannot be combined with a budget",
-                                  "a plan chooses a dense model's shape; pass --params or --preset to fix the model")
-    estimate_kwargs = {k: v for k, v in estimate_kwargs.items() if k not in SHAPE_OVERRIDES}
-    if sum(x is not None for x in (params, tokens, model)) > 1:
-        raise EstimatorInputError("a budget with both the model size (--params/--preset) and --tokens fixed "
-                                  "leaves nothing to plan", "fix at most one of them, or drop the budget to estimate")
-    if kind == "days" and gpus is None:
-        raise EstimatorInputError("--budget-days needs the cluster size", "pass --gpus N (and --gpu)")
-    law = get_law(scaling_law)
-    T = None if lifetime_inference_tokens is None else _num("lifetime-inference-tokens", lifetime_inference_tokens,
-                                                             minimum=0, inclusive=True)
-    U = None if unique_tokens is None else _num("unique-tokens", unique_tokens, hint="e.g. --unique-tokens 5e12")
-    n_fix = None if params is None else _num("params", params, hint="e.g. --params 70e9")
-    d_fix = None if tokens is None else _num("tokens", tokens, hint="e.g. --tokens 2e12")
-    if (n_fix is not None or model is not None) and T:
-        raise EstimatorInputError("--lifetime-inference-tokens changes the model size, which is fixed here",
-                                  "drop --params/--preset, or drop --lifetime-inference-tokens")
-    warnings: list[str] = []
-    state = {"calls": 0, "gpus": gpus}
+    def __init__(self, cfg: PlanConfig) -> None:
+        self.cfg = cfg
+        self.kind, self.budget = cfg.budget_kind, cfg.budget
+        self.calls = 0
+        self.gpus = cfg.training.gpus
+        self.seq_len = cfg.training.seq_len
+        self.base = cfg.training.kwargs(drop=("gpus", "seq_len", "model", "params", "tokens"))
+        self.warnings: list[str] = []
+        t = cfg.training
+        self.guess = _first_guess_c6(self.kind, self.budget, t.gpus, t.gpu, t.precision)
 
-    def run(*, n=None, spec=None, d) -> TrainingEstimate:
-        state["calls"] += 1
-        est = estimate_training(spec, params=None if spec is not None else n, tokens=d, gpus=state["gpus"],
-                                seq_len=None if spec is not None else seq_len, **estimate_kwargs)
-        return est
+    def run(self, *, n=None, spec: ModelSpec | None = None, d: float) -> TrainingEstimate:
+        """One forward estimate of a candidate (model size or shape, tokens) on the plan's hardware."""
+        self.calls += 1
+        cfg = TrainingConfig(model=spec, params=None if spec is not None else n, tokens=d, gpus=self.gpus,
+                             seq_len=None if spec is not None else self.seq_len, **self.base)
+        return estimate_training(cfg)
 
-    def hold_gpus(est: TrainingEstimate) -> None:
-        if state["gpus"] is None:
-            state["gpus"] = est.gpus
-            warnings.append(f"GPU count: {est.gpus} (the forward estimate's default for this run size), "
-                            "held fixed while planning; pass --gpus to choose")
+    def hold_gpus(self, est: TrainingEstimate) -> None:
+        """Fix the GPU count at the forward estimate's default for this run size."""
+        if self.gpus is None:
+            self.gpus = est.gpus
+            self.warnings.append(f"GPU count: {est.gpus} (the forward estimate's default for this run size), "
+                                 "held fixed while planning; pass --gpus to choose")
 
-    def rel(m):
-        return math.log(budget / m)
-
-    def secant(x0: float, run_at, x_of) -> TrainingEstimate:
+    def secant(self, x0: float, run_at, x_of) -> TrainingEstimate:
         """Secant steps on log x until the budget metric is within SECANT_TOL; returns the closest estimate.
 
         ``run_at(x)`` prices a candidate; ``x_of(est, x)`` is the x the estimate actually realised (shapes
@@ -272,13 +232,13 @@ def plan(budget_usd=None, budget_mwh=None, budget_tco2e=None, budget_days=None, 
         x, prev, best = x0, None, None
         for _ in range(MAX_STEPS):
             est = run_at(x)
-            m = _metric(est, kind)
-            r = rel(m)
-            if state["gpus"] is None:
-                if guess is None and state["calls"] == 1:
-                    x *= budget / m  # probe: scale to the budget, then let the estimate pick the GPUs
+            m = _metric(est, self.kind)
+            r = math.log(self.budget / m)
+            if self.gpus is None:
+                if self.guess is None and self.calls == 1:
+                    x *= self.budget / m  # probe: scale to the budget, then let the estimate pick the GPUs
                     continue
-                hold_gpus(est)
+                self.hold_gpus(est)
             if best is None or abs(r) < abs(best[0]):
                 best = (r, est)
             if abs(r) < SECANT_TOL:
@@ -291,88 +251,114 @@ def plan(budget_usd=None, budget_mwh=None, budget_tco2e=None, budget_days=None, 
             if abs(r / slope) < STEP_TOL:
                 break
             x = math.exp(lx + r / slope)
-        return best[1]
+        return best[1]  # type: ignore[index]
 
-    guess = _first_guess_c6(kind, budget, gpus, estimate_kwargs.get("gpu"), estimate_kwargs.get("precision"))
-    fixed = "none"
-    if model is not None or n_fix is not None:
-        # ---- fixed model: every metric is proportional to the tokens
-        fixed = "model" if model is not None else "params"
-        if model is not None:
-            n0 = float(param_count(model).total)
-            est = run(spec=model, d=law.tokens_for_params(n0))
-        else:
-            est = run(n=n_fix, d=law.tokens_for_params(n_fix))
-        spec = est.model
-    elif d_fix is not None:
-        # ---- fixed tokens: search the model size (metric grows about linearly with N)
-        fixed = "tokens"
-        est = secant((guess or 1e24) / (6 * d_fix), lambda n: run(n=n, d=d_fix), lambda est, n: est.params)
-        spec = est.model
-    else:
-        # ---- free: secant on log(6ND), split by the scaling law
-        def run_compute(c6: float) -> TrainingEstimate:
-            n, d = law.allocate(c6, T or 0.0, U)
-            return run(n=n, d=d)
+    def solve(self, law: ScalingLaw) -> tuple[TrainingEstimate, str]:
+        """The estimate that spends the budget, and what was fixed ("none" | "params" | "tokens" | "model")."""
+        c = self.cfg
+        if c.model is not None:
+            est, fixed = self.run(spec=c.model, d=law.tokens_for_params(float(param_count(c.model).total))), "model"
+        elif c.params is not None:
+            est, fixed = self.run(n=c.params, d=law.tokens_for_params(c.params)), "params"
+        elif c.tokens is not None:  # fixed tokens: search the model size (metric grows about linearly with N)
+            d_fix = c.tokens
+            return self.secant((self.guess or 1e24) / (6 * d_fix), lambda n: self.run(n=n, d=d_fix),
+                               lambda est, n: est.params), "tokens"
+        else:  # free: secant on log(6ND), split by the scaling law
+            def run_compute(c6: float) -> TrainingEstimate:
+                n, d = law.allocate(c6, c.lifetime_inference_tokens or 0.0, c.unique_tokens)
+                return self.run(n=n, d=d)
 
-        est = secant(guess or 1e24, run_compute, lambda est, c6: c6)
+            est, fixed = self.secant(self.guess or 1e24, run_compute, lambda est, c6: c6), "none"
+        # exact finish: hold the shape and GPUs, scale the tokens (metrics are proportional to tokens)
+        self.hold_gpus(est)
         spec = est.model
-    # ---- exact finish: hold the shape and GPUs, scale the tokens (metrics are proportional to tokens)
-    if fixed != "tokens":
-        if state["gpus"] is None:
-            hold_gpus(est)
         for _ in range(3):
-            m = _metric(est, kind)
-            if abs(m / budget - 1) < 1e-4:
+            m = _metric(est, self.kind)
+            if abs(m / self.budget - 1) < 1e-4:
                 break
-            est = run(spec=spec, d=est.tokens * budget / m)
-    used = _metric(est, kind)
-    if abs(used / budget - 1) > FINAL_TOL:
-        warnings.append(f"the plan uses {used / budget:.1%} of the budget: model shapes come in whole layers, so "
-                        "the budget cannot be met exactly with the tokens fixed")
-    n_act, d_act = float(est.params), float(est.tokens)
-    d_eff = effective_tokens(d_act, U)
-    loss = law.loss(n_act, d_eff)
-    # ---- data warnings
+            est = self.run(spec=spec, d=est.tokens * self.budget / m)
+        return est, fixed
+
+
+def _data_warnings(d_act: float, U: float | None, d_eff: float) -> list[str]:
+    """Warnings when the plan needs more text than exists (Villalobos et al.) or repeats it too often."""
+    out = []
     stock, hq = data_stock(), hq_data_stock()
     ref = constant("llama3.training_tokens")
     unique = d_act if U is None else U
     if unique > hq.low:  # default data warning: the stock of high-quality text (Villalobos et al. 2022)
         w = constant("villalobos2022.hq_stock_words")
-        warnings.append(f"the plan needs {unique:.3g} unique tokens, more than the stock of high-quality language "
-                        f"data: {hq.low:.2g}-{hq.high:.2g} tokens ({w.low:.2g}-{w.high:.2g} words x "
-                        f"{hq.value / w.value:.3g} tokens/word; Villalobos et al. 2022, arXiv:2211.04325v1); "
-                        f"Llama 3 was trained on ~{ref.value:.2g} tokens (model card '15T+')"
-                        + ("; pass --unique-tokens U to plan with repeated epochs (Muennighoff et al. 2023)"
-                           if U is None else ""))
+        out.append(f"the plan needs {unique:.3g} unique tokens, more than the stock of high-quality language "
+                   f"data: {hq.low:.2g}-{hq.high:.2g} tokens ({w.low:.2g}-{w.high:.2g} words x "
+                   f"{hq.value / w.value:.3g} tokens/word; Villalobos et al. 2022, arXiv:2211.04325v1); "
+                   f"Llama 3 was trained on ~{ref.value:.2g} tokens (model card '15T+')"
+                   + ("; pass --unique-tokens U to plan with repeated epochs (Muennighoff et al. 2023)"
+                      if U is None else ""))
     if U is None and d_act > stock.low:
-        warnings.append(f"the plan trains on {d_act:.3g} tokens; the stock of public human-generated text is "
-                        f"~{stock.value:.0e} tokens (90% CI {stock.low:.0e}-{stock.high:.0e}; Villalobos et al. 2024): "
-                        "pass --unique-tokens U to plan with repeated epochs (Muennighoff et al. 2023)")
+        out.append(f"the plan trains on {d_act:.3g} tokens; the stock of public human-generated text is "
+                   f"~{stock.value:.0e} tokens (90% CI {stock.low:.0e}-{stock.high:.0e}; Villalobos et al. 2024): "
+                   "pass --unique-tokens U to plan with repeated epochs (Muennighoff et al. 2023)")
     if U is not None:
         if U > stock.value:
-            warnings.append(f"--unique-tokens {U:.3g} exceeds the ~{stock.value:.0e}-token stock of public "
-                            "human-generated text (Villalobos et al. 2024)")
+            out.append(f"--unique-tokens {U:.3g} exceeds the ~{stock.value:.0e}-token stock of public "
+                       "human-generated text (Villalobos et al. 2024)")
         epochs = d_act / U
         if epochs > 4:
-            warnings.append(f"{epochs:.1f} epochs over the unique data: beyond ~4 epochs repeated tokens are worth "
-                            f"less (Muennighoff et al. 2023); effective tokens {d_eff:.3g} of {d_act:.3g}")
-    inference = None
-    if T:
-        c6 = 6 * n_act * d_act
-        n_c, d_c = law.allocate(c6)
-        inference = {
-            "lifetime_inference_tokens": T, "source": "Sardana et al. 2023, 'Beyond Chinchilla-Optimal' "
+            out.append(f"{epochs:.1f} epochs over the unique data: beyond ~4 epochs repeated tokens are worth "
+                       f"less (Muennighoff et al. 2023); effective tokens {d_eff:.3g} of {d_act:.3g}")
+    return out
+
+
+def _inference_trade(law: ScalingLaw, n_act: float, d_act: float, T: float) -> dict:
+    """Lifetime FLOPs of the plan against the training-only optimum at the same compute (Sardana et al. 2023)."""
+    c6 = 6 * n_act * d_act
+    n_c, d_c = law.allocate(c6)
+    return {"lifetime_inference_tokens": T, "source": "Sardana et al. 2023, 'Beyond Chinchilla-Optimal' "
             "(arXiv:2401.00448): minimise 6ND + 2NT at equal loss",
             "inference_flops": 2 * n_act * T, "lifetime_flops": c6 + 2 * n_act * T,
             "training_only_optimum": {"params": n_c, "tokens": d_c, "predicted_loss": law.loss(n_c, d_c),
-                                      "inference_flops": 2 * n_c * T, "lifetime_flops": c6 + 2 * n_c * T},
-        }
+                                      "inference_flops": 2 * n_c * T, "lifetime_flops": c6 + 2 * n_c * T}}
+
+
+def plan(budget_usd=None, budget_mwh=None, budget_tco2e=None, budget_days=None, budget_flops=None, *,
+         params=None, tokens=None, model: ModelSpec | str | None = None, scaling_law: str | None = None,
+         lifetime_inference_tokens=None, unique_tokens=None, compare: bool = True, config: PlanConfig | None = None,
+         **estimate_kwargs) -> PlanResult:
+    """Plan the compute-optimal training run a budget buys.
+
+    Exactly one budget: ``budget_usd`` (USD), ``budget_mwh`` (facility MWh incl. PUE), ``budget_tco2e``
+    (operational tCO2e, location-based), ``budget_days`` (wall-clock days; needs ``gpus``) or
+    ``budget_flops`` (model FLOPs as the forward estimate counts them). Optional: fixed ``params`` or
+    ``tokens`` (not both) or a fixed ``model`` shape; ``lifetime_inference_tokens`` (Sardana et al. 2023
+    trade); ``unique_tokens`` (Muennighoff et al. 2023 repeated-data law). Other keyword arguments
+    (gpu, gpus, precision, pue, region, price_per_gpu_hour, ...) are ``TrainingConfig`` fields for the forward
+    estimate. ``compare`` (default True) adds the dense-vs-MoE comparison; ``config`` passes a built PlanConfig.
+    """
+    cfg = config or PlanConfig.build({"usd": budget_usd, "mwh": budget_mwh, "tco2e": budget_tco2e,
+                                      "days": budget_days, "flops": budget_flops}, model=model, params=params,
+                                     tokens=tokens, scaling_law=scaling_law, compare=compare,
+                                     lifetime_inference_tokens=lifetime_inference_tokens,
+                                     unique_tokens=unique_tokens, **estimate_kwargs)
+    law = get_law(cfg.scaling_law)
+    planner = _Planner(cfg)
+    est, fixed = planner.solve(law)
+    warnings = planner.warnings
+    used = _metric(est, cfg.budget_kind)
+    if abs(used / cfg.budget - 1) > FINAL_TOL:
+        warnings.append(f"the plan uses {used / cfg.budget:.1%} of the budget: model shapes come in whole layers, so "
+                        "the budget cannot be met exactly with the tokens fixed")
+    n_act, d_act = float(est.params), float(est.tokens)
+    U, T = cfg.unique_tokens, cfg.lifetime_inference_tokens
+    d_eff = effective_tokens(d_act, U)
+    loss = law.loss(n_act, d_eff)
+    warnings += _data_warnings(d_act, U, d_eff)
     if law.form == "kaplan":
         warnings.append("Kaplan et al. 2020 predicts loss on WebText2 with non-embedding parameters; here N is the "
                         "total parameter count and the loss is not comparable with Chinchilla's")
-    archs = tuple(compare_architectures(est, loss, law.id, **estimate_kwargs)) if compare else ()
-    return PlanResult(budget_kind=kind, budget=budget, budget_unit=BUDGETS[kind][1], budget_used=used, law=law,
-                      estimate=est, compute_6nd=6 * n_act * d_act, predicted_loss=loss, fixed=fixed,
-                      inference_tokens=T, unique_tokens=U, attention=tuple(attention_table(spec)),
-                      calls=state["calls"], inference=inference, warnings=tuple(warnings), architectures=archs)
+    archs = tuple(compare_architectures(est, loss, law.id, **planner.base)) if cfg.compare else ()
+    return PlanResult(budget_kind=cfg.budget_kind, budget=cfg.budget, budget_unit=BUDGETS[cfg.budget_kind][1],
+                      budget_used=used, law=law, estimate=est, compute_6nd=6 * n_act * d_act, predicted_loss=loss,
+                      fixed=fixed, inference_tokens=T, unique_tokens=U, attention=tuple(attention_table(est.model)),
+                      calls=planner.calls, inference=_inference_trade(law, n_act, d_act, T) if T else None,
+                      warnings=tuple(warnings), architectures=archs, config=cfg.to_dict())

@@ -14,27 +14,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from estimator.flops import block_forward_flops, logits_flops
-from estimator.model import ModelSpec
+from estimator.hardware import KernelModel, link_bandwidths_gb_per_s  # KernelModel: re-exported for the profiler
+from estimator.model import ModelSpec, param_count
 
 N_GEMMS_PER_BLOCK = 4  # QKV, attention output, MLP up(+gate), MLP down (fused as in Megatron/torch)
 N_ELEMENTWISE_PER_BLOCK = 6  # 2 norms, 2 residual adds, activation, RoPE
 
 
-@dataclass(frozen=True)
-class KernelModel:
-    """Sustained rates and per-kernel overheads of one device at one precision (FLOP/s, bytes/s, s)."""
-
-    gemm_flops_per_s: float
-    gemm_overhead_s: float
-    attn_flops_per_s: float
-    attn_overhead_s: float
-    mem_bytes_per_s: float
-    mem_overhead_s: float
-    source: str = "default"
-    block_overhead_s: float = 0.0  # per block and pass, not explained by the kernels (calibrated; default 0)
-
-    def to_dict(self) -> dict:
-        return self.__dict__.copy()
+ADAM_BYTES_PER_PARAM_STEP = 28.0  # read grad, fp32 master, m, v; write master, m, v, bf16 weights
+CHECKPOINT_BYTES_PER_PARAM = 16.0  # bf16 weights + fp32 master weights + Adam m and v (ZeRO paper, Sec. 3)
 
 
 def elementwise_bytes_per_token(s: ModelSpec, moe_layer: bool = False, dtype_bytes: float = 2.0) -> float:
@@ -94,10 +82,25 @@ def ring_allgather_s(bytes_, n, bw_bytes_per_s, latency_s=0.0):
     return np.where(n > 1, (n - 1) / np.maximum(n, 1) * bytes_ / bw_bytes_per_s + (n - 1) * latency_s, 0.0)
 
 
-def pipeline_bubble_fraction(pp, microbatches, interleave: int = 1):
-    """Idle fraction of a 1F1B pipeline step: (p-1) / (v m + p - 1) (Narayanan et al. 2021, Sec. 2.2)."""
+def pipeline_bubble_s(pp, per_microbatch_s, interleave=1):
+    """Idle time of one 1F1B pipeline step: (p - 1) / v micro-batch times (Narayanan et al. 2021, Sec. 2.2).
+
+    With m micro-batches the idle fraction is then (p - 1) / (v m + p - 1): interleaving v virtual stages per
+    GPU divides the bubble by v.
+    """
     pp = np.asarray(pp, dtype=float)
-    return (pp - 1) / (interleave * np.asarray(microbatches, dtype=float) + pp - 1)
+    return (pp - 1) / np.asarray(interleave, dtype=float) * per_microbatch_s
+
+
+def optimizer_step_s(params_per_gpu, shard, mem_bytes_per_s):
+    """Adam step over this GPU's parameters, memory-bound: 28 bytes/param moved, divided over ``shard`` ranks
+    (ZeRO-1 and above shard the optimizer states over data parallelism; Rajbhandari et al. 2020, Sec. 5.1)."""
+    return params_per_gpu * ADAM_BYTES_PER_PARAM_STEP / shard / mem_bytes_per_s
+
+
+def checkpoint_hours(params, write_bw_gb_per_s):
+    """Hours to write one checkpoint: 16 bytes/param (weights, fp32 master, Adam m, v) at the write bandwidth."""
+    return params * CHECKPOINT_BYTES_PER_PARAM / (write_bw_gb_per_s * 1e9) / 3600
 
 
 def goodput_fraction(gpus, failure_rate_per_gpu_hour, restart_hours, checkpoint_hours):
@@ -112,3 +115,81 @@ def goodput_fraction(gpus, failure_rate_per_gpu_hour, restart_hours, checkpoint_
     tau = np.sqrt(2 * delta / np.maximum(lam, 1e-30))
     lost = delta / tau + lam * (restart_hours + tau / 2)
     return np.clip(1.0 - lost, 0.01, 1.0)
+
+
+# --------------------------------------------------------------------------- one training step
+
+@dataclass(frozen=True)
+class StepTime:
+    """Seconds per optimizer step, by part (arrays when evaluated over many layouts)."""
+
+    compute: object  # busy kernels incl. recomputation, all micro-batches, one pipeline stage
+    bubble: object
+    tp_comm: object
+    pp_comm: object
+    dp_comm: object
+    ep_comm: object
+    optimizer: object
+    cp_comm: object = 0.0
+
+    @property
+    def total(self):
+        """Sum of every part (s)."""
+        return (self.compute + self.bubble + self.tp_comm + self.pp_comm + self.dp_comm + self.ep_comm  # type: ignore
+                + self.optimizer + self.cp_comm)
+
+
+def stage_time_s(s: ModelSpec, km: KernelModel, *, tpcp, pp, micro_batch, seq, recompute: str, dtype_bytes: float):
+    """One micro-batch's forward+backward through one pipeline stage's layers (the LM head spread evenly)."""
+    dense_frac = 1.0 - s.moe_layers / s.layers
+    t_layer = dense_frac * block_time_s(s, micro_batch, seq, km, True, tpcp, recompute, moe_layer=False,
+                                        dtype_bytes=dtype_bytes)
+    if s.moe_layers:
+        t_layer = t_layer + (1 - dense_frac) * block_time_s(s, micro_batch, seq, km, True, tpcp, recompute,
+                                                            moe_layer=True, dtype_bytes=dtype_bytes)
+    return np.ceil(s.layers / pp) * t_layer + logits_time_s(s, micro_batch * seq, km, True, tpcp) / pp
+
+
+def step_time(s: ModelSpec, accel, km: KernelModel, *, tp, pp, dp, ep, zero, micro_batch, recompute: str,
+              global_batch_seqs, seq, dtype_bytes: float, dp_overlap: float, interleave=1, cp=1) -> StepTime:
+    """Step time of one training step for (possibly arrays of) layouts with one recompute mode."""
+    tp, pp, dp, ep, cp = (np.asarray(x, dtype=float) for x in (tp, pp, dp, ep, cp))
+    mb = np.asarray(micro_batch, dtype=float)
+    tpcp = tp * cp  # CP splits every token-parallel piece of work (GEMM rows, attention queries) like TP does
+    zero = np.asarray(zero, dtype=float)
+    m = np.floor(global_batch_seqs / (dp * mb))  # micro-batches per step per pipeline
+    layers_per_stage = np.ceil(s.layers / pp)
+    t_stage = stage_time_s(s, km, tpcp=tpcp, pp=pp, micro_batch=mb, seq=seq, recompute=recompute,
+                           dtype_bytes=dtype_bytes)
+    # communication bandwidths (bytes/s): inside the scale-up domain (NVLink/ICI) or across nodes
+    up, out = (b * 1e9 for b in link_bandwidths_gb_per_s(accel))
+    domain = accel.scaleup_domain or 1
+    act_bytes = dtype_bytes * mb * seq * s.d_model / cp  # this GPU's chunk of each sequence
+    n_tp_coll = 4 + (2 if recompute == "full" else 0)  # 2 fwd + 2 bwd all-reduces (or AG + RS with SP)
+    t_tp = layers_per_stage * n_tp_coll * ring_allreduce_s(act_bytes, tp, np.where(tp <= domain, up, out))
+    # ring attention (Liu et al. 2023; Megatron-Core CP): K and V pass round the CP ranks, forward (all-gather)
+    # and backward (all-gather + reduce-scatter of their gradients); counted as not hidden behind attention
+    kv_width = s.heads * (s.qk_head_dim + s.v_dim) if s.is_mla else 2 * s.kv_heads * s.hd
+    kv_bytes = dtype_bytes * mb * seq * kv_width / tp
+    t_cp = layers_per_stage * 3 * ring_allgather_s(kv_bytes, cp, np.where(tpcp <= domain, up, out))
+    v = np.asarray(interleave, dtype=float)
+    pp_bw = np.where(tpcp * pp <= domain, up, out)
+    t_pp = np.where(pp > 1, 2 * v * act_bytes / tp / pp_bw, 0.0)  # activations fwd, gradients bwd, per virtual stage
+    if s.moe_layers:
+        tokens_routed = mb * seq * s.experts_per_token / cp
+        a2a = ring_allgather_s(dtype_bytes * tokens_routed * s.d_model, ep, np.where(tp * ep <= domain, up, out))
+        t_ep = layers_per_stage * (s.moe_layers / s.layers) * 4 * a2a / tp
+    else:
+        t_ep = 0.0 * tp
+    per_microbatch = t_stage + t_tp + t_pp + t_ep + t_cp
+    # data-parallel gradient synchronisation, once per step, partly hidden behind the backward pass
+    pc = param_count(s)
+    expert = pc.mlp_experts_total
+    params_gpu = ((pc.total - expert) / (tp * pp)) + expert / (tp * pp * ep)
+    dp_bw = np.where(tpcp * pp * dp <= domain, up, out)
+    # gradients are reduced over every replica of the weights: DP x CP ranks
+    t_dp_raw = ring_allreduce_s(params_gpu * 2.0, dp * cp, dp_bw) * np.where(zero >= 3, 1.5, 1.0)
+    t_opt = optimizer_step_s(params_gpu, np.where(zero >= 1, dp * cp, 1.0), km.mem_bytes_per_s)
+    return StepTime(compute=m * t_stage, bubble=pipeline_bubble_s(pp, per_microbatch, v), tp_comm=m * t_tp,
+                    pp_comm=m * t_pp, dp_comm=t_dp_raw * (1.0 - dp_overlap), cp_comm=m * t_cp, ep_comm=m * t_ep,
+                    optimizer=t_opt)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from estimator.errors import EstimatorInputError, suggest
+from hardware_db.errors import DataError, HardwareDBError, MissingFigureError, UnknownNameError, close_names
 
 PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16", "fp8", "fp4")
 
@@ -51,15 +51,17 @@ class Accelerator:
         p = precision.strip().lower()
         if p in self.peak_tflops:
             return self.peak_tflops[p] * 1e12
-        have = ", ".join(k for k in PRECISIONS if k in self.peak_tflops) or "none"
-        if p == "bf16" and "fp16" in self.peak_tflops:
-            raise EstimatorInputError(
-                f"{self.id} has no bf16 tensor mode (it has: {have})", "use --precision fp16"
-            )
-        raise EstimatorInputError(
-            f"{self.id} has no published dense {precision} peak (it has: {have})",
-            "pick one of those precisions or another --gpu",
-        )
+        have = tuple(k for k in PRECISIONS if k in self.peak_tflops)
+        raise MissingFigureError(self.id, f"dense {precision} peak", have)
+
+    def default_precision(self) -> str:
+        """bf16 mixed precision, or fp16 where the chip has no bf16 tensor mode (V100, T4)."""
+        return "bf16" if "bf16" in self.peak_tflops else "fp16"
+
+    @property
+    def memory_bytes(self) -> float:
+        """Memory capacity in bytes (``memory_gb`` is decimal GB)."""
+        return self.memory_gb * 1e9
 
 
 @dataclass(frozen=True)
@@ -101,16 +103,16 @@ def _num(row: dict[str, str], col: str, where: str) -> float | None:
     try:
         x = float(raw)
     except ValueError:
-        raise ValueError(f"{where}: column {col} is not a number: {raw!r}") from None
+        raise DataError(f"{where}: column {col} is not a number: {raw!r}") from None
     if not (math.isfinite(x) and x > 0):
-        raise ValueError(f"{where}: column {col} must be positive, got {raw!r}")
+        raise DataError(f"{where}: column {col} must be positive, got {raw!r}")
     return x
 
 
 def _required(row: dict[str, str], cols: tuple[str, ...], where: str) -> None:
     missing = [c for c in cols if not row.get(c)]
     if missing:
-        raise ValueError(f"{where}: missing {', '.join(missing)}")
+        raise DataError(f"{where}: missing {', '.join(missing)}")
 
 
 def _parse_accelerator(row: dict[str, str]) -> Accelerator:
@@ -120,10 +122,10 @@ def _parse_accelerator(row: dict[str, str]) -> Accelerator:
     peaks = {p: v for p in PRECISIONS if (v := _num(row, f"peak_{p}_dense_tflops", where)) is not None}
     for half in ("bf16", "fp16"):
         if half in peaks and "fp8" in peaks and peaks[half] > peaks["fp8"]:
-            raise ValueError(f"{where}: {half} dense peak exceeds fp8 dense peak (sparse figure?)")
+            raise DataError(f"{where}: {half} dense peak exceeds fp8 dense peak (sparse figure?)")
     domain = _num(row, "scaleup_domain", where)
     if domain is None or domain != int(domain):
-        raise ValueError(f"{where}: scaleup_domain must be a positive integer")
+        raise DataError(f"{where}: scaleup_domain must be a positive integer")
     return Accelerator(
         id=row["id"],
         name=row["name"],
@@ -151,12 +153,12 @@ def _accelerator_table() -> tuple[dict[str, Accelerator], dict[str, str]]:
     for row in _rows("accelerators.csv"):
         acc = _parse_accelerator(row)
         if acc.id != acc.id.lower() or acc.id in accs:
-            raise ValueError(f"accelerators.csv: id {acc.id!r} is duplicated or not lower-case")
+            raise DataError(f"accelerators.csv: id {acc.id!r} is duplicated or not lower-case")
         accs[acc.id] = acc
         aliases = [a.strip() for a in row.get("aliases", "").split(";") if a.strip()]
         for name in {acc.id, *(a.lower() for a in aliases)}:
             if names.get(name, acc.id) != acc.id:
-                raise ValueError(f"accelerators.csv: alias {name!r} names both {names[name]} and {acc.id}")
+                raise DataError(f"accelerators.csv: alias {name!r} names both {names[name]} and {acc.id}")
             names[name] = acc.id
     return accs, names
 
@@ -172,14 +174,9 @@ def get_accelerator(name: str) -> Accelerator:
     key = name.strip().lower()
     if key in names:
         return accs[names[key]]
-    raise EstimatorInputError(f"unknown GPU {name!r}", f"{_suggest_ids(key, names, accs)} (estimate --list-gpus)")
-
-
-def _suggest_ids(key: str, names: dict[str, str], accs: dict[str, Accelerator]) -> str:
-    """'did you mean ...' over ids and aliases, naming canonical ids (an alias match names its id)."""
     close = difflib.get_close_matches(key, list(names), n=8, cutoff=0.5)
-    ids = list(dict.fromkeys(names[c] for c in close))[:3]
-    return f"did you mean {', '.join(ids)}?" if ids else suggest(key, accs)
+    ids = tuple(dict.fromkeys(names[c] for c in close))[:3] or close_names(key, accs)
+    raise UnknownNameError("GPU", name, ids, tuple(accs))
 
 
 @cache
@@ -191,9 +188,9 @@ def _price_table() -> tuple[Price, ...]:
         where = f"prices.csv line {i}"
         _required(row, ("accelerator_id", "provider", "usd_per_gpu_hour", "date", "source", "is_default"), where)
         if row["accelerator_id"] not in accs:
-            raise ValueError(f"{where}: unknown accelerator_id {row['accelerator_id']!r}")
+            raise DataError(f"{where}: unknown accelerator_id {row['accelerator_id']!r}")
         if row["is_default"] not in ("0", "1"):
-            raise ValueError(f"{where}: is_default must be 0 or 1")
+            raise DataError(f"{where}: is_default must be 0 or 1")
         price = Price(row["accelerator_id"], row["provider"], row.get("offering", ""),
                       _num(row, "usd_per_gpu_hour", where), row["date"], row["source"],  # type: ignore[arg-type]
                       row["is_default"] == "1")
@@ -201,7 +198,7 @@ def _price_table() -> tuple[Price, ...]:
         out.append(price)
     bad = sorted(k for k, n in defaults.items() if n != 1)
     if bad:
-        raise ValueError(f"prices.csv: need exactly one is_default=1 row for {', '.join(bad)}")
+        raise DataError(f"prices.csv: need exactly one is_default=1 row for {', '.join(bad)}")
     return tuple(out)
 
 
@@ -230,11 +227,11 @@ def _assumption_table() -> dict[str, Assumption]:
         where = f"assumptions.csv row {row.get('key')!r}"
         _required(row, ("key", "value", "unit", "source"), where)
         if row["key"] in out:
-            raise ValueError(f"{where}: duplicate key")
+            raise DataError(f"{where}: duplicate key")
         value = _parse_value(row["value"])
         low, high = _num(row, "low", where), _num(row, "high", where)
         if isinstance(value, float) and low is not None and high is not None and not low <= value <= high:
-            raise ValueError(f"{where}: value {value} outside [{low}, {high}]")
+            raise DataError(f"{where}: value {value} outside [{low}, {high}]")
         out[row["key"]] = Assumption(row["key"], value, low, high, row["unit"], row["source"], row.get("notes", ""))
     return out
 
@@ -249,11 +246,15 @@ def assumption(key: str) -> Assumption:
     table = _assumption_table()
     if key in table:
         return table[key]
-    raise EstimatorInputError(f"unknown assumption {key!r}", suggest(key, table))
+    raise UnknownNameError("assumption", key, close_names(key, table), tuple(table))
 
 
 __all__ = [
     "PRECISIONS",
+    "DataError",
+    "HardwareDBError",
+    "MissingFigureError",
+    "UnknownNameError",
     "Accelerator",
     "Assumption",
     "Price",

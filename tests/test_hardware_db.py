@@ -43,19 +43,41 @@ def test_aliases_are_case_insensitive():
     assert hw.get_accelerator("Ironwood").id == "tpu7x"
 
 
-def test_unknown_gpu_suggests_close_ids_and_list_command():
-    with pytest.raises(EstimatorInputError) as err:
+def test_unknown_gpu_raises_hardware_db_error_with_close_ids():
+    """hardware_db raises its own error (no CLI flags in it); the estimator's seam adds the fix."""
+    with pytest.raises(hw.UnknownNameError) as err:
         hw.get_accelerator("h10")
-    msg = str(err.value)
+    assert err.value.name == "h10" and "h100-sxm" in err.value.suggestions
+    assert "--" not in str(err.value)  # hardware_db does not name CLI flags
+    from estimator.hardware import accelerator
+
+    with pytest.raises(EstimatorInputError) as user:
+        accelerator("h10")
+    msg = str(user.value)
     assert "unknown GPU 'h10'" in msg and "h100-sxm" in msg and "estimate --list-gpus" in msg
 
 
 def test_missing_precision_raises_naming_available_ones():
-    with pytest.raises(EstimatorInputError, match="fp8.*bf16"):
+    with pytest.raises(hw.MissingFigureError, match="fp8.*bf16"):
         hw.get_accelerator("a100").peak_flops("fp8")
-    with pytest.raises(EstimatorInputError, match="fp16"):
-        hw.get_accelerator("v100").peak_flops("bf16")  # Volta has no bf16; suggests fp16
+    from estimator.hardware import peak_flops
+
+    with pytest.raises(EstimatorInputError, match="fp8.*bf16"):
+        peak_flops(hw.get_accelerator("a100"), "fp8")
+    with pytest.raises(EstimatorInputError, match="--precision fp16"):
+        peak_flops(hw.get_accelerator("v100"), "bf16")  # Volta has no bf16; suggests fp16
     assert hw.get_accelerator("v100").peak_flops("fp16") == pytest.approx(125e12)
+
+
+def test_hardware_db_does_not_import_the_estimator():
+    """The dependency arrow runs estimator -> hardware_db only."""
+    import subprocess
+    import sys
+
+    code = ("import sys, hardware_db; hardware_db.get_accelerator('h100'); "
+            "bad = [m for m in sys.modules if m == 'estimator' or m.startswith('estimator.')]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_dense_half_precision_never_exceeds_fp8_and_values_positive():
@@ -96,7 +118,7 @@ def test_assumptions_have_sources_and_ranges():
     # Llama 3 Sec 3.3.4: 419 interruptions / (54 days x 24 h x 16,384 GPUs)
     assert hw.assumption("failure_rate_per_gpu_hour").value == pytest.approx(419 / (54 * 24 * 16384), rel=1e-4)
     assert "ASSUMPTION" in hw.assumption("restart_overhead_hours").source
-    with pytest.raises(EstimatorInputError):
+    with pytest.raises(hw.UnknownNameError, match="pue"):
         hw.assumption("peu")
 
 

@@ -25,7 +25,7 @@ from estimator.inference import (
 from estimator.model import param_count
 from estimator.parallelism import MEMORY_HEADROOM
 from estimator.presets import load_preset
-from estimator.training import kernel_model_for
+from estimator.hardware import kernel_model_for
 from hardware_db import get_accelerator
 
 H100 = get_accelerator("h100-sxm")

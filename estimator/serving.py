@@ -1,0 +1,247 @@
+"""The serving step model: KV cache, weights read, and the per-kernel roofline of prefill and decode steps.
+
+* A replica is ``tp`` GPUs under tensor parallelism (weights and KV cache split over TP; two
+  all-reduces of the activations per layer over the scale-up link).
+* Each phase is a roofline per kernel class, with the rates of ``estimator.hardware.kernel_model_for``
+  (calibration or documented efficiencies): weight GEMMs take max(FLOPs / GEMM rate, weight bytes / HBM
+  rate), the attention core max(FLOPs / attention rate, KV bytes / HBM rate); elementwise traffic, kernel
+  launch overheads and TP all-reduces add on. Prefill is compute-bound (2 N_active FLOPs per token plus
+  attention over the prompt); decode at small batch is bound by reading the active weights once per step
+  plus each sequence's KV cache, and turns compute-bound at large batch.
+* MoE: a step reads the weights of the distinct experts its tokens touch, expected
+  E (1 - (1 - k/E)^T) per layer for T tokens routed uniformly.
+
+Formulas use plain floats or numpy arrays (units in the names).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from estimator import facility
+from estimator.calibration import Calibration
+from estimator.flops import decode_step_flops, logits_flops, model_forward_flops
+from estimator.hardware import KernelModel, link_bandwidths_gb_per_s
+from estimator.model import ModelSpec, param_count
+from estimator.parallelism import MEMORY_HEADROOM
+from estimator.timing import (
+    N_ELEMENTWISE_PER_BLOCK,
+    N_GEMMS_PER_BLOCK,
+    elementwise_bytes_per_token,
+    ring_allreduce_s,
+)
+
+ACT_BYTES = 2.0  # activations stay in bf16/fp16 whatever the weight format
+DECODE_CONTEXT_SAMPLES = 16  # decode step time is averaged over this many points of the growing context
+
+
+# --------------------------------------------------------------------------- shape arithmetic
+
+def kv_bytes_per_token(s: ModelSpec, kv_bytes: float = 2.0) -> float:
+    """KV-cache bytes one token occupies over all layers (whole model, before any TP split).
+
+    MHA/GQA/MQA: K and V of ``kv_heads`` heads of ``head_dim`` per layer -> 2 x kv_heads x hd x bytes.
+    MLA (DeepSeek-V2/V3): the compressed latent plus the decoupled RoPE key per layer ->
+    (kv_lora_rank + qk_rope_head_dim) x bytes (DeepSeek-V2 paper, Sec. 2.1.2 and Table 1).
+    """
+    per_layer = (s.kv_lora_rank + s.qk_rope_head_dim) if s.is_mla else 2 * s.kv_heads * s.hd
+    return float(per_layer * s.layers * kv_bytes)
+
+
+def kv_shard_fraction(s: ModelSpec, tp: int) -> float:
+    """Fraction of a token's KV cache that one of ``tp`` GPUs holds.
+
+    KV heads are split over TP; with fewer KV heads than GPUs each GPU keeps a copy of one head
+    (as vLLM does). The MLA latent is shared by all heads, so every TP rank keeps all of it.
+    """
+    if s.is_mla:
+        return 1.0
+    return max(1.0 / tp, 1.0 / s.kv_heads) if tp > 1 else 1.0
+
+
+def expected_experts_touched(experts: int, experts_per_token: int, tokens: float) -> float:
+    """Expected distinct routed experts hit by ``tokens`` tokens choosing k of E uniformly: E (1 - (1 - k/E)^T)."""
+    if experts <= 1:
+        return float(experts)
+    return experts * (1.0 - (1.0 - experts_per_token / experts) ** np.asarray(tokens, dtype=float))
+
+
+def weight_bytes_read(s: ModelSpec, tokens, weight_bytes: float):
+    """Weight bytes one forward step over ``tokens`` tokens reads from HBM (whole model, before TP).
+
+    Every non-expert matrix once, the LM head once (the embedding table is a lookup of a few rows),
+    and for MoE layers the shared experts plus the expected distinct routed experts touched.
+    """
+    pc = param_count(s)
+    dense = pc.attention + pc.mlp_dense + pc.router + pc.norms + pc.other + s.vocab * s.d_model
+    if s.is_moe:
+        one = pc.mlp_experts_total / ((s.experts + s.shared_experts) * s.moe_layers)
+        touched = expected_experts_touched(s.experts, s.experts_per_token, tokens) + s.shared_experts
+        dense = dense + one * touched * s.moe_layers
+    return dense * weight_bytes
+
+
+def weight_bytes_stored(s: ModelSpec, weight_bytes: float) -> float:
+    """Bytes of all weights (every expert, embedding and LM head) of one model copy."""
+    return param_count(s).total * weight_bytes
+
+
+# --------------------------------------------------------------------------- phase roofline
+
+@dataclass(frozen=True)
+class PhaseTime:
+    """Seconds of one forward step on one GPU of the replica, by part (floats or arrays)."""
+
+    gemm_compute: object
+    weight_read: object
+    attn_compute: object
+    kv_read: object
+    elementwise: object
+    overhead: object
+    tp_comm: object
+    flops_per_gpu: object  # FLOPs one GPU performs in the step
+
+    @property
+    def compute(self):
+        """Time the step would take if only FLOPs mattered."""
+        return self.gemm_compute + self.attn_compute
+
+    @property
+    def memory(self):
+        """Time the step would take if only HBM traffic mattered."""
+        return self.weight_read + self.kv_read + self.elementwise
+
+    @property
+    def total(self):
+        """Per-kernel roofline: max(compute, memory) for GEMMs and attention, plus the rest."""
+        return (np.maximum(self.gemm_compute, self.weight_read) + np.maximum(self.attn_compute, self.kv_read)
+                + self.elementwise + self.overhead + self.tp_comm)
+
+    @property
+    def bound(self) -> str:
+        return "compute" if float(np.mean(self.compute)) >= float(np.mean(self.memory)) else "memory"
+
+
+def _tp_allreduce_s(s: ModelSpec, tokens, tp: int, accel, cal: Calibration | None, km: KernelModel):
+    """Two all-reduces per layer of ``tokens`` x d_model activations across TP (Megatron TP)."""
+    if tp <= 1:
+        return 0.0 * np.asarray(tokens, dtype=float)
+    ar = (cal.collectives.get("all_reduce") if cal is not None else None) or {}
+    if ar.get("bus_bytes_per_s"):
+        bw, lat = float(ar["bus_bytes_per_s"]), float(ar.get("latency_s", km.mem_overhead_s))
+    else:
+        up, out = link_bandwidths_gb_per_s(accel)
+        bw, lat = (up if tp <= (accel.scaleup_domain or 1) else out) * 1e9, km.mem_overhead_s
+    one = ring_allreduce_s(ACT_BYTES * np.asarray(tokens, dtype=float) * s.d_model, tp, bw) + lat
+    return 2 * s.layers * one
+
+
+def _elementwise_bytes(s: ModelSpec, tokens) -> object:
+    dense = s.layers - s.moe_layers
+    per_tok = dense * elementwise_bytes_per_token(s, False, ACT_BYTES)
+    if s.moe_layers:
+        per_tok += s.moe_layers * elementwise_bytes_per_token(s, True, ACT_BYTES)
+    return per_tok * np.asarray(tokens, dtype=float)
+
+
+def _overhead_s(s: ModelSpec, km: KernelModel) -> float:
+    """Launch overheads of one forward pass: per layer the GEMMs, the attention kernel, the elementwise kernels."""
+    per_layer = (N_GEMMS_PER_BLOCK * km.gemm_overhead_s + km.attn_overhead_s
+                 + N_ELEMENTWISE_PER_BLOCK * km.mem_overhead_s)
+    return s.layers * per_layer + km.gemm_overhead_s + km.mem_overhead_s  # + LM head and sampling
+
+
+def prefill_time(s: ModelSpec, batch: int, prompt: int, km: KernelModel, *, tp: int = 1, weight_bytes: float = 2.0,
+                 kv_bytes: float = 2.0, accel=None, cal: Calibration | None = None) -> PhaseTime:
+    """One GPU's time to prefill ``batch`` prompts of ``prompt`` tokens (logits for the last token only)."""
+    f = model_forward_flops(s, batch, prompt, include_logits=False)
+    head = logits_flops(s, batch)
+    tokens = batch * prompt
+    kv_write = kv_bytes_per_token(s, kv_bytes) * kv_shard_fraction(s, tp) * tokens
+    return PhaseTime(
+        gemm_compute=(f.matmul + head) / tp / km.gemm_flops_per_s,
+        weight_read=weight_bytes_read(s, tokens, weight_bytes) / tp / km.mem_bytes_per_s,
+        attn_compute=f.attn_core / tp / km.attn_flops_per_s,
+        kv_read=kv_write / km.mem_bytes_per_s,
+        elementwise=_elementwise_bytes(s, tokens) / tp / km.mem_bytes_per_s,
+        overhead=_overhead_s(s, km),
+        tp_comm=_tp_allreduce_s(s, tokens, tp, accel, cal, km) if accel is not None else 0.0,
+        flops_per_gpu=(f.total + head) / tp,
+    )
+
+
+def decode_time(s: ModelSpec, batch: int, context, km: KernelModel, *, tp: int = 1, weight_bytes: float = 2.0,
+                kv_bytes: float = 2.0, accel=None, cal: Calibration | None = None) -> PhaseTime:
+    """One GPU's time for one decode step of ``batch`` sequences whose KV caches hold ``context`` tokens."""
+    ctx = np.asarray(context, dtype=float)
+    f = decode_step_flops(s, batch, ctx)
+    kv = kv_bytes_per_token(s, kv_bytes) * kv_shard_fraction(s, tp) * batch * (ctx + 1)
+    return PhaseTime(
+        gemm_compute=f.matmul / tp / km.gemm_flops_per_s,
+        weight_read=weight_bytes_read(s, batch, weight_bytes) / tp / km.mem_bytes_per_s + 0.0 * ctx,
+        attn_compute=f.attn_core / tp / km.attn_flops_per_s,
+        kv_read=kv / km.mem_bytes_per_s,
+        elementwise=_elementwise_bytes(s, batch) / tp / km.mem_bytes_per_s + 0.0 * ctx,
+        overhead=_overhead_s(s, km) + 0.0 * ctx,
+        tp_comm=(_tp_allreduce_s(s, batch, tp, accel, cal, km) if accel is not None else 0.0) + 0.0 * ctx,
+        flops_per_gpu=f.total / tp,
+    )
+
+
+def decode_contexts(prompt: int, generated: int, n: int = DECODE_CONTEXT_SAMPLES) -> np.ndarray:
+    """Context lengths at which to sample decode steps: midpoints of ``n`` equal slices of the generation."""
+    steps = max(generated - 1, 0)
+    if steps == 0:
+        return np.array([float(prompt)])
+    k = min(n, steps)
+    return prompt + (np.arange(k) + 0.5) * steps / k
+
+
+def max_batch_that_fits(s: ModelSpec, tp: int, capacity_gb: float, tokens_per_seq: int, weight_bytes: float,
+                        kv_bytes: float) -> int:
+    """Most sequences of ``tokens_per_seq`` whose KV cache fits on each GPU beside its weight shard.
+
+    Usable memory is ``MEMORY_HEADROOM`` of the HBM (allocator, activations workspace, NCCL buffers).
+    """
+    free = capacity_gb * 1e9 * MEMORY_HEADROOM - weight_bytes_stored(s, weight_bytes) / tp
+    per_seq = kv_bytes_per_token(s, kv_bytes) * kv_shard_fraction(s, tp) * tokens_per_seq
+    return int(max(free, 0.0) // per_seq)
+
+
+def fleet_size(queries_per_day: float, peak_to_average: float, queries_per_s_per_replica: float, gpus_per_replica: int,
+               idle_w: float, operating_w: float, host_w: float, pue: float, grid_g_per_kwh: float,
+               usd_per_gpu_hour: float | None) -> dict:
+    """Replicas for the peak load, and the year's average power, energy, CO2e and rental cost.
+
+    Replicas = ceil(peak queries/s / queries/s per replica), peak = average x ``peak_to_average``.
+    GPUs run at ``operating_w`` a fraction (average load / capacity) of the time and idle otherwise;
+    rental is paid for every provisioned GPU all year.
+    """
+    avg_qps = queries_per_day / 86400.0
+    replicas = max(1, math.ceil(avg_qps * peak_to_average / queries_per_s_per_replica))
+    gpus = replicas * gpus_per_replica
+    duty = avg_qps / (replicas * queries_per_s_per_replica)
+    gpu_w = float(facility.gpu_average_power_w(idle_w, operating_w, duty))
+    fac_w = float(facility.facility_power_w(gpu_w, host_w, gpus, pue))
+    mwh = facility.energy_mwh(fac_w, facility.HOURS_PER_YEAR)
+    return {"queries_per_day": queries_per_day, "peak_to_average": peak_to_average, "replicas": replicas,
+            "gpus": gpus, "utilisation": duty, "gpu_avg_power_w": gpu_w, "avg_power_mw": fac_w / 1e6,
+            "annual_energy_mwh": mwh, "annual_co2e_tonnes": facility.operational_co2e_t(mwh, grid_g_per_kwh),
+            "annual_cost_usd": None if usd_per_gpu_hour is None else facility.cloud_cost_usd(
+                gpus * facility.HOURS_PER_YEAR, usd_per_gpu_hour)}
+
+
+def phase_dict(pt: PhaseTime, t: float, u: float, w: float) -> dict:
+    """Mean seconds by part of one step of a phase, its bound, compute utilisation and GPU power."""
+
+    def mean(x) -> float:
+        return float(np.mean(x))
+
+    return {"step_time_s": t, "bound": pt.bound, "compute_s": mean(pt.compute), "memory_s": mean(pt.memory),
+            "gemm_compute_s": mean(pt.gemm_compute), "weight_read_s": mean(pt.weight_read),
+            "attn_compute_s": mean(pt.attn_compute), "kv_s": mean(pt.kv_read), "elementwise_s": mean(pt.elementwise),
+            "overhead_s": mean(pt.overhead), "tp_comm_s": mean(pt.tp_comm), "compute_utilisation": u,
+            "gpu_power_w": w}
