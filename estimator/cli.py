@@ -1,24 +1,161 @@
-"""``estimate``: what a training run (or, with --inference, a serving setup) costs.
+"""``estimate``: what a training run, a serving setup or a budget costs.
 
-The entry point only parses arguments and formats results; every number comes from the API.
-Bad input prints one line naming the problem and the fix, and exits with code 2.
+    estimate train --params 70e9 --tokens 2e12        (flat form: estimate --params 70e9 --tokens 2e12)
+    estimate serve --preset llama3-70b --batch 64     (flat form: estimate --inference ...)
+    estimate plan --budget-usd 1e8 --gpus 16384       (flat form: estimate --budget-usd 1e8 ...)
+
+The entry point only parses arguments and formats results; every number comes from the API. Each option
+belongs to the modes listed in ``OPTIONS``; one given to another mode is an error naming the flag and the mode,
+never silently ignored. Bad input prints one line, ``error: <what is wrong>; <how to fix it>``, exit code 2.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
+from dataclasses import dataclass
+from typing import Any
 
-import typer
-from rich.console import Console
+import click
 
-from estimator.errors import EstimatorInputError, click_error_types
+from estimator.errors import EstimatorInputError
 
-app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
-                  context_settings={"help_option_names": ["-h", "--help"]})
+TRAIN, SERVE, PLAN = "train", "serve", "plan"
+MODE_NAMES = {TRAIN: "training", SERVE: "serving", PLAN: "planning"}
+ALL, TP_, TS = frozenset((TRAIN, SERVE, PLAN)), frozenset((TRAIN, PLAN)), frozenset((TRAIN, SERVE))
 
-Opt = str | None  # numbers are parsed by the API so that bad values get one clear line
+
+class _Number(click.ParamType):
+    """A real number (the API checks its range, so every way in gets the same message)."""
+
+    name = "number"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        try:
+            return float(value)
+        except (TypeError, ValueError, OverflowError):
+            self.fail(f"must be a number, got {value!r}", param, ctx)
+
+
+class _Count(click.ParamType):
+    """A whole number; scientific notation that is whole (1e5, 8.0) is accepted, 2.5 is not."""
+
+    name = "integer"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            v = float(value)
+        except (TypeError, ValueError, OverflowError):
+            self.fail(f"must be a whole number, got {value!r}", param, ctx)
+        if not math.isfinite(v) or v != int(v):
+            self.fail(f"must be a whole number, got {value!r}", param, ctx)
+        return int(v)
+
+
+NUMBER, COUNT = _Number(), _Count()
+
+
+def _choices(values) -> click.Choice:
+    return click.Choice(list(values), case_sensitive=False)
+
+
+@dataclass(frozen=True)
+class Opt:
+    """One command-line option: its flag, type, help, the modes it applies to, and a hint when misplaced."""
+
+    flag: str
+    type: Any
+    help: str
+    modes: frozenset = ALL
+    misplaced: str = ""  # the fix to print when the flag is given to a mode it does not apply to
+    is_flag: bool = False
+
+    @property
+    def dest(self) -> str:
+        """The Python name (``--seq-len`` -> ``seq_len``)."""
+        return self.flag.lstrip("-").replace("-", "_")
+
+
+def _options() -> tuple[Opt, ...]:
+    from estimator.config import KV_PRECISIONS, WEIGHT_PRECISIONS
+    from estimator.flops import RECOMPUTE
+    from estimator.hardware import TRAINING_PRECISIONS
+
+    shape = "shape override (the model's own value otherwise)"
+    return (
+        Opt("--params", NUMBER, "Total parameters, e.g. 70e9."),
+        Opt("--preset", str, "Known model (estimate --list-presets)."),
+        Opt("--hf-config", str, "Local Hugging Face config.json."),
+        Opt("--seq-len", COUNT, "Sequence (context) length."),
+        *(Opt(f"--{k}", COUNT, f"Model {shape}.", TS, "a plan chooses the model's shape; pass --params or "
+                                                       "--preset to fix the model")
+          for k in ("layers", "d-model", "heads", "kv-heads", "ffn-dim", "vocab")),
+        Opt("--experts", COUNT, "MoE: routed experts per layer.", TS, "a plan sizes a dense model"),
+        Opt("--experts-per-token", COUNT, "MoE: experts each token uses.", TS, "a plan sizes a dense model"),
+        Opt("--active-params", NUMBER, "MoE: parameters used per token.", TS, "a plan sizes a dense model"),
+        Opt("--tokens", NUMBER, "Training tokens, e.g. 2e12.", TP_,
+            "serving takes --prompt-tokens and --output-tokens per query"),
+        Opt("--gpu", str, "Accelerator id or alias (estimate --list-gpus). Default h100-sxm."),
+        Opt("--gpus", COUNT, "Number of GPUs (default: enough for ~90 days).", TP_,
+            "a serving replica is sized with --gpus-per-replica, a fleet with --queries-per-day"),
+        Opt("--precision", _choices(TRAINING_PRECISIONS), "Training GEMM precision.", TP_,
+            "serving takes --weight-precision and --kv-precision"),
+        *(Opt(f"--{k}", COUNT, f"{h} parallel size.", TP_, "a serving replica is tensor-parallel over "
+                                                          "--gpus-per-replica")
+          for k, h in (("tp", "Tensor"), ("pp", "Pipeline"), ("dp", "Data"), ("ep", "Expert (MoE)"),
+                       ("cp", "Context"))),
+        Opt("--zero", click.IntRange(0, 3), "ZeRO stage 0-3 (3 = FSDP).", TP_),
+        Opt("--recompute", _choices(RECOMPUTE), "Activation recomputation.", TP_),
+        Opt("--micro-batch", COUNT, "Sequences per micro-batch.", TP_, "serving takes --batch"),
+        Opt("--global-batch-tokens", NUMBER, "Tokens per optimizer step.", TP_, "serving takes --batch"),
+        Opt("--mfu", NUMBER, "Override the time model with this MFU (0-1].", TP_),
+        Opt("--pue", NUMBER, "Power usage effectiveness (>= 1)."),
+        Opt("--region", str, "Country, US state (US-VA), or cloud region (estimate --list-regions)."),
+        Opt("--grid-intensity", NUMBER, "gCO2e/kWh; overrides --region."),
+        Opt("--price-per-gpu-hour", NUMBER, "USD per GPU-hour."),
+        Opt("--gpu-power-w", NUMBER, "Average power of one busy GPU, W.", TP_,
+            "serving power comes from the phase model or a --calibration power curve"),
+        Opt("--calibration", str, "Calibration file from 'profile-gpu fit'."),
+        Opt("--force-calibration", bool, "Use a calibration measured on another GPU.", is_flag=True),
+        Opt("--owned", bool, "Cost as owned hardware (capex + electricity).", TP_, "serving is priced per GPU-hour",
+            is_flag=True),
+        Opt("--capex-per-gpu", NUMBER, "USD per GPU incl. its server share (--owned).", TP_),
+        Opt("--electricity-usd-per-kwh", NUMBER, "USD/kWh (--owned).", TP_),
+        *(Opt(f"--{k}", COUNT, h, frozenset((SERVE,)), "training takes --tokens and --global-batch-tokens")
+          for k, h in (("prompt-tokens", "Prompt tokens per query (default 1000)."),
+                       ("output-tokens", "Output tokens per query (default 500)."),
+                       ("reasoning-tokens", "Hidden reasoning tokens per query (default 0)."),
+                       ("batch", "Concurrent sequences per replica."),
+                       ("gpus-per-replica", "Tensor-parallel GPUs per replica."))),
+        Opt("--weight-precision", _choices(WEIGHT_PRECISIONS), "Serving weight precision.", frozenset((SERVE,)),
+            "training takes --precision"),
+        Opt("--kv-precision", _choices(KV_PRECISIONS), "Serving KV-cache precision.", frozenset((SERVE,)),
+            "training takes --precision"),
+        Opt("--queries-per-day", NUMBER, "Load for fleet sizing.", frozenset((SERVE,))),
+        Opt("--peak-to-average", NUMBER, "Peak / average load (default 2).", frozenset((SERVE,))),
+        *(Opt(f"--budget-{k}", NUMBER, f"The compute-optimal run {h} buys.", frozenset((PLAN,)),
+              "a budget plans a training run")
+          for k, h in (("usd", "this many USD"), ("mwh", "this much facility energy (MWh)"),
+                       ("tco2e", "this much operational CO2e (t)"), ("days", "this many days on --gpus"),
+                       ("flops", "this many training FLOPs"))),
+        Opt("--scaling-law", str, "chinchilla3 (default) | besiroglu2024 | kaplan2020.", frozenset((PLAN,))),
+        Opt("--lifetime-inference-tokens", NUMBER, "Tokens to be served; trade size for data (Sardana et al. 2023).",
+            frozenset((PLAN,))),
+        Opt("--unique-tokens", NUMBER, "Unique data available; repeat epochs (Muennighoff et al. 2023).",
+            frozenset((PLAN,))),
+        Opt("--no-compare", bool, "Skip the dense-vs-MoE comparison at the same budget.", frozenset((PLAN,)),
+            is_flag=True),
+    )
+
+
+OPTIONS = _options()
+BY_FLAG = {o.flag: o for o in OPTIONS}
+COMMON = ("--json", "--list-gpus", "--list-regions", "--list-presets", "--help", "-h", "--version")
+BUDGET_FLAGS = tuple(f for f in BY_FLAG if f.startswith("--budget-"))
 
 
 def _fail(msg: str) -> None:
@@ -26,236 +163,205 @@ def _fail(msg: str) -> None:
     raise SystemExit(2)
 
 
-def _list_gpus(console: Console) -> None:
-    from rich.table import Table
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
-    from hardware_db import accelerators, default_price
-
-    t = Table(title="Known accelerators (hardware_db/accelerators.csv)", title_justify="left")
-    for c in ("id", "name", "memory GB", "bf16 dense TFLOP/s", "fp8 dense TFLOP/s", "TDP W", "default $/GPU-h"):
-        t.add_column(c)
-    for a in accelerators().values():
-        p = default_price(a.id)
-        t.add_row(a.id, a.name, f"{a.memory_gb:g}", f"{a.peak_tflops.get('bf16', a.peak_tflops.get('fp16', 0)):g}",
-                  f"{a.peak_tflops['fp8']:g}" if "fp8" in a.peak_tflops else "-",
-                  f"{a.tdp_w:g}" if a.tdp_w else "-", f"{p.usd_per_gpu_hour:g}" if p else "-")
-    console.print(t)
+    try:
+        return version("llm-cost-estimator")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
-def _list_regions(console: Console) -> None:
-    from rich.table import Table
+# --------------------------------------------------------------------------- mode and flag checks
 
-    from hardware_db.regions import list_regions
-
-    t = Table(title="Regions with grid carbon intensity (codecarbon's packaged data)", title_justify="left")
-    for c in ("region", "name", "kind", "gCO2e/kWh"):
-        t.add_column(c)
-    for r in list_regions():
-        t.add_row(r.region, r.name, r.kind, f"{r.g_per_kwh:.0f}")
-    console.print(t)
+def _flags(args: list[str]) -> list[str]:
+    """The option names in ``args`` (``--x=1`` counts as ``--x``)."""
+    return [a.split("=", 1)[0] for a in args if a.startswith("--")]
 
 
-def _list_presets(console: Console) -> None:
-    from rich.table import Table
+def choose_mode(argv: list[str]) -> tuple[str, list[str]]:
+    """(mode, remaining args): an explicit sub-command, or the flat form's mode from its flags."""
+    if argv and argv[0] in (TRAIN, SERVE, PLAN):
+        return argv[0], argv[1:]
+    flags = _flags(argv)
+    if "--inference" in flags:
+        if any(f in BUDGET_FLAGS for f in flags):
+            raise EstimatorInputError("a budget plans training, not --inference", "drop --inference or the budget")
+        return SERVE, [a for a in argv if a != "--inference"]
+    if any(f in BUDGET_FLAGS for f in flags):
+        return PLAN, argv
+    return TRAIN, argv
 
-    from estimator.presets import preset_rows
 
-    t = Table(title="Model presets (hardware_db/models.csv)", title_justify="left")
-    for c in ("preset", "params (reported)", "source"):
-        t.add_column(c, overflow="fold")
-    for r in preset_rows():
-        t.add_row(r["name"], str(r.get("params_reported") or "-"), str(r.get("source", "")))
-    console.print(t)
+def check_flags(mode: str, args: list[str]) -> None:
+    """One line naming the first flag that belongs to another mode (unknown flags are left to the parser)."""
+    for f in _flags(args):
+        o = BY_FLAG.get(f)
+        if f == "--inference":
+            raise EstimatorInputError(f"--inference does not apply to estimate {mode}", "use estimate serve")
+        if o is not None and mode not in o.modes:
+            owner = next(MODE_NAMES[m] for m in (TRAIN, SERVE, PLAN) if m in o.modes)
+            raise EstimatorInputError(f"{f} is a {owner} option: it does not apply to {MODE_NAMES[mode]} "
+                                      f"(estimate {mode})", o.misplaced or f"drop {f}")
 
 
-@app.command()
-def estimate(
-    params: Opt = typer.Option(None, "--params", help="Total parameters, e.g. 70e9."),
-    tokens: Opt = typer.Option(None, "--tokens", help="Training tokens, e.g. 2e12."),
-    preset: Opt = typer.Option(None, "--preset", help="Known model (estimate --list-presets)."),
-    hf_config: Opt = typer.Option(None, "--hf-config", help="Local Hugging Face config.json."),
-    layers: Opt = typer.Option(None, "--layers"), d_model: Opt = typer.Option(None, "--d-model"),
-    heads: Opt = typer.Option(None, "--heads"), kv_heads: Opt = typer.Option(None, "--kv-heads"),
-    ffn_dim: Opt = typer.Option(None, "--ffn-dim"), vocab: Opt = typer.Option(None, "--vocab"),
-    seq_len: Opt = typer.Option(None, "--seq-len", help="Sequence (context) length."),
-    experts: Opt = typer.Option(None, "--experts", help="MoE: routed experts per layer."),
-    experts_per_token: Opt = typer.Option(None, "--experts-per-token", help="MoE: experts each token uses."),
-    active_params: Opt = typer.Option(None, "--active-params", help="MoE: parameters used per token."),
-    gpu: Opt = typer.Option(None, "--gpu", help="Accelerator id or alias (estimate --list-gpus). Default h100-sxm."),
-    gpus: Opt = typer.Option(None, "--gpus", help="Number of GPUs (default: enough for ~90 days)."),
-    precision: Opt = typer.Option(None, "--precision", help="bf16 | fp16 | fp8 | tf32 | fp32."),
-    tp: Opt = typer.Option(None, "--tp", help="Tensor parallel size."),
-    pp: Opt = typer.Option(None, "--pp", help="Pipeline parallel size."),
-    dp: Opt = typer.Option(None, "--dp", help="Data parallel size."),
-    ep: Opt = typer.Option(None, "--ep", help="Expert parallel size (MoE)."),
-    cp: Opt = typer.Option(None, "--cp", help="Context parallel size (long sequences split over GPUs)."),
-    zero: Opt = typer.Option(None, "--zero", help="ZeRO stage 0-3 (3 = FSDP)."),
-    recompute: Opt = typer.Option(None, "--recompute", help="none | selective | full."),
-    micro_batch: Opt = typer.Option(None, "--micro-batch"),
-    global_batch_tokens: Opt = typer.Option(None, "--global-batch-tokens"),
-    mfu: Opt = typer.Option(None, "--mfu", help="Override the time model with this MFU (0-1]."),
-    pue: Opt = typer.Option(None, "--pue", help="Power usage effectiveness (>= 1)."),
-    region: Opt = typer.Option(None, "--region",
-                               help="Country, US state (US-VA), or cloud region (estimate --list-regions)."),
-    grid_intensity: Opt = typer.Option(None, "--grid-intensity", help="gCO2e/kWh; overrides --region."),
-    price_per_gpu_hour: Opt = typer.Option(None, "--price-per-gpu-hour", help="USD per GPU-hour."),
-    gpu_power_w: Opt = typer.Option(None, "--gpu-power-w", help="Average power of one busy GPU, W."),
-    calibration: Opt = typer.Option(None, "--calibration", help="Calibration file from 'profile-gpu fit'."),
-    force_calibration: bool = typer.Option(False, "--force-calibration", help="Use a calibration from another GPU."),
-    owned: bool = typer.Option(False, "--owned", help="Cost as owned hardware (capex + electricity)."),
-    capex_per_gpu: Opt = typer.Option(None, "--capex-per-gpu", help="USD per GPU incl. its server share (--owned)."),
-    electricity_usd_per_kwh: Opt = typer.Option(None, "--electricity-usd-per-kwh", help="USD/kWh (--owned)."),
-    inference: bool = typer.Option(False, "--inference", help="Estimate serving instead of training."),
-    prompt_tokens: Opt = typer.Option(None, "--prompt-tokens",
-                                      help="Inference: prompt tokens per query (default 1000)."),
-    output_tokens: Opt = typer.Option(None, "--output-tokens",
-                                      help="Inference: output tokens per query (default 500)."),
-    reasoning_tokens: Opt = typer.Option(None, "--reasoning-tokens",
-                                         help="Inference: hidden reasoning tokens per query."),
-    batch: Opt = typer.Option(None, "--batch", help="Inference: concurrent sequences per replica."),
-    gpus_per_replica: Opt = typer.Option(None, "--gpus-per-replica",
-                                         help="Inference: tensor-parallel GPUs per replica."),
-    weight_precision: Opt = typer.Option(None, "--weight-precision", help="Inference: bf16 | fp16 | fp8 | int4."),
-    kv_precision: Opt = typer.Option(None, "--kv-precision", help="Inference: KV cache bf16 | fp16 | fp8."),
-    queries_per_day: Opt = typer.Option(None, "--queries-per-day", help="Inference: load for fleet sizing."),
-    peak_to_average: Opt = typer.Option(None, "--peak-to-average", help="Inference: peak / average load (default 2)."),
-    budget_usd: Opt = typer.Option(None, "--budget-usd", help="Plan: the compute-optimal run this many USD buys."),
-    budget_mwh: Opt = typer.Option(None, "--budget-mwh", help="Plan: ... this much facility energy (MWh) buys."),
-    budget_tco2e: Opt = typer.Option(None, "--budget-tco2e", help="Plan: ... this much operational CO2e (t) buys."),
-    budget_days: Opt = typer.Option(None, "--budget-days", help="Plan: ... this many days on --gpus buy."),
-    budget_flops: Opt = typer.Option(None, "--budget-flops", help="Plan: ... this many training FLOPs buy."),
-    scaling_law: Opt = typer.Option(None, "--scaling-law",
-                                    help="Plan: chinchilla3 (default) | besiroglu2024 | kaplan2020."),
-    lifetime_inference_tokens: Opt = typer.Option(None, "--lifetime-inference-tokens",
-                                                  help="Plan: tokens to be served; trade size for data "
-                                                       "(Sardana et al. 2023)."),
-    unique_tokens: Opt = typer.Option(None, "--unique-tokens",
-                                      help="Plan: unique data available; repeat epochs (Muennighoff et al. 2023)."),
-    no_compare: bool = typer.Option(False, "--no-compare",
-                                    help="Plan: skip the dense-vs-MoE comparison at the same budget."),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    list_gpus: bool = typer.Option(False, "--list-gpus", help="List known accelerators and exit."),
-    list_regions: bool = typer.Option(False, "--list-regions", help="List known regions and exit."),
-    list_presets: bool = typer.Option(False, "--list-presets", help="List model presets and exit."),
-) -> None:
-    """Estimate the FLOPs, GPU-hours, days, energy, CO2e and dollars of training a model."""
-    console = Console(width=None if sys.stdout.isatty() else 140)
-    if list_gpus or list_regions or list_presets:
-        (_list_gpus if list_gpus else _list_regions if list_regions else _list_presets)(console)
-        return
-    from estimator.training import estimate_training
+# --------------------------------------------------------------------------- commands
 
-    model = None
-    if preset and hf_config:
+def _listing(kind: str, as_json: bool) -> None:
+    from estimator import listings
+
+    rows = listings.rows(kind)
+    if as_json:
+        print(json.dumps({"mode": f"list-{kind}", "schema_version": 1, "rows": rows}, default=str))
+    else:
+        listings.print_table(kind, rows)
+
+
+def _model(kw: dict) -> Any:
+    """The ModelSpec a --preset or --hf-config names, or None for --params."""
+    preset, hf = kw.pop("preset", None), kw.pop("hf_config", None)
+    if preset and hf:
         raise EstimatorInputError("--preset and --hf-config both given", "pass only one model source")
-    if (preset or hf_config) and (params or active_params):
+    if (preset or hf) and (kw.get("params") or kw.get("active_params")):
         raise EstimatorInputError("--params/--active-params given together with --preset/--hf-config",
                                   "a preset or config file fixes the size; drop --params")
     if preset:
         from estimator.presets import load_preset
 
-        model = load_preset(preset)
-    elif hf_config:
+        return load_preset(preset)
+    if hf:
         from estimator.presets import from_hf_config
 
-        model = from_hf_config(hf_config)
-    plan_args = dict(budget_usd=budget_usd, budget_mwh=budget_mwh, budget_tco2e=budget_tco2e, budget_days=budget_days,
-                     budget_flops=budget_flops, scaling_law=scaling_law,
-                     lifetime_inference_tokens=lifetime_inference_tokens, unique_tokens=unique_tokens)
-    if any(v is not None for v in plan_args.values()):
-        plan_args["compare"] = not no_compare
-        if inference:
-            raise EstimatorInputError("a budget plans training, not --inference", "drop --inference or the budget")
-        _plan(console, json_out, model, plan_args, dict(
-            params=params, tokens=tokens, active_params=active_params, experts=experts,
-            experts_per_token=experts_per_token, seq_len=seq_len, layers=layers, d_model=d_model, heads=heads,
-            kv_heads=kv_heads, ffn_dim=ffn_dim, vocab=vocab, gpu=gpu, gpus=gpus, precision=precision, tp=tp, pp=pp,
-            dp=dp, ep=ep, zero=zero, recompute=recompute, micro_batch=micro_batch,
-            global_batch_tokens=global_batch_tokens, mfu=mfu, pue=pue, region=region, grid_intensity=grid_intensity,
-            price_per_gpu_hour=price_per_gpu_hour, gpu_power_w=gpu_power_w, calibration=calibration,
-            force_calibration=force_calibration, owned=owned, capex_per_gpu=capex_per_gpu,
-            electricity_usd_per_kwh=electricity_usd_per_kwh))
+        return from_hf_config(hf)
+    return None
+
+
+def _emit(d: dict, as_json: bool, rows_fn: str, title: str, extra=None) -> None:
+    if as_json:
+        from estimator.formatting import json_safe
+
+        print(json.dumps(json_safe(d), default=str, allow_nan=False))
         return
-    if inference:
-        _inference(console, json_out, model, dict(
-            params=params, active_params=active_params, experts=experts, experts_per_token=experts_per_token,
-            seq_len=seq_len, layers=layers, d_model=d_model, heads=heads, kv_heads=kv_heads, ffn_dim=ffn_dim,
-            vocab=vocab, gpu=gpu, gpus_per_replica=gpus_per_replica, batch=batch, reasoning_tokens=reasoning_tokens,
-            weight_precision=weight_precision or precision, kv_precision=kv_precision, queries_per_day=queries_per_day,
-            peak_to_average=peak_to_average, pue=pue, region=region, grid_intensity=grid_intensity,
-            price_per_gpu_hour=price_per_gpu_hour, calibration=calibration, force_calibration=force_calibration),
-            tokens=tokens, prompt_tokens=prompt_tokens, output_tokens=output_tokens)
+    from rich.console import Console
+
+    from estimator import report
+
+    console = Console(width=None if sys.stdout.isatty() else 140)
+    view = d if extra is None else d | extra
+    report.print_result(view, getattr(report, rows_fn)(d), title, console)
+    if rows_fn == "plan_rows":
+        console.print(report.attention_table_view(d["attention"]))
+
+
+def run_mode(mode: str, kw: dict, as_json: bool) -> None:
+    """Build the mode's config from the parsed options, estimate, and print."""
+    kw = {k: v for k, v in kw.items() if v is not None and v is not False}
+    model = _model(kw)
+    if mode == TRAIN:
+        from estimator.config import TrainingConfig
+        from estimator.training import estimate_training
+
+        _emit(estimate_training(TrainingConfig(model=model, **kw)).to_dict(), as_json, "training_rows",
+              "Training estimate")
+    elif mode == SERVE:
+        from estimator.config import ServingConfig
+        from estimator.inference import estimate_inference
+
+        _emit(estimate_inference(ServingConfig(model=model, **kw)).to_dict(), as_json, "inference_rows",
+              "Inference estimate")
+    else:
+        from estimator.config import PlanConfig
+        from estimator.planning import plan
+
+        budgets = {k: kw.pop(f"budget_{k}", None) for k in ("usd", "mwh", "tco2e", "days", "flops")}
+        compare = not kw.pop("no_compare", False)
+        cfg = PlanConfig.build(budgets, model=model, compare=compare, **kw)
+        d = plan(config=cfg).to_dict()
+        _emit(d, as_json, "plan_rows", "Plan from a budget",
+              {"assumptions": d["estimate"]["assumptions"], "calibration": d["estimate"]["calibration"]})
+
+
+def build_command(mode: str) -> click.Command:
+    """The click command of one mode: its own options, typed, plus --json and the listings."""
+    params: list[click.Parameter] = []
+    for o in OPTIONS:
+        if mode in o.modes:
+            if o.is_flag:
+                params.append(click.Option([o.flag], is_flag=True, default=False, help=o.help))
+            else:
+                params.append(click.Option([o.flag], type=o.type, default=None, help=o.help))
+    params += [click.Option(["--json", "as_json"], is_flag=True, help="Print one JSON object."),
+               *(click.Option([f"--list-{k}"], is_flag=True, help=f"List known {k} and exit.")
+                 for k in ("gpus", "regions", "presets"))]
+
+    def callback(as_json: bool, list_gpus: bool, list_regions: bool, list_presets: bool, **kw: Any) -> None:
+        for kind, on in (("gpus", list_gpus), ("regions", list_regions), ("presets", list_presets)):
+            if on:
+                return _listing(kind, as_json)
+        run_mode(mode, kw, as_json)
+
+    helps = {TRAIN: "Estimate the FLOPs, GPU-hours, days, energy, CO2e and dollars of training a model.",
+             SERVE: "Estimate serving: latency, throughput, energy, CO2e and dollars per token, query and fleet.",
+             PLAN: "Plan the compute-optimal training run one budget buys, priced by the training estimate."}
+    return click.Command(mode, params=params, callback=callback, help=helps[mode],
+                         context_settings={"help_option_names": ["-h", "--help"]})
+
+
+ROOT_HELP = """Usage: estimate [train|serve|plan] [OPTIONS]
+
+  What a large model costs: FLOPs, GPU-hours, days, MWh, tCO2e and dollars.
+
+  estimate train --params 70e9 --tokens 2e12     (also: estimate --params 70e9 --tokens 2e12)
+  estimate serve --preset llama3-70b --batch 64  (also: estimate --inference ...)
+  estimate plan --budget-usd 1e8 --gpus 16384    (also: estimate --budget-usd 1e8 ...)
+
+  estimate MODE --help lists that mode's options, with their types. An option of another mode is an error.
+  Also: --list-gpus, --list-regions, --list-presets (with --json for JSON), --version.
+"""
+
+
+def _dispatch(argv: list[str]) -> None:
+    if argv[:1] in (["-h"], ["--help"]):
+        print(ROOT_HELP.rstrip())
+        print("\n" + build_command(TRAIN).get_help(click.Context(build_command(TRAIN), info_name="estimate train")))
         return
-    est = estimate_training(model, params=params, tokens=tokens, active_params=active_params, experts=experts,
-                            experts_per_token=experts_per_token, seq_len=seq_len, layers=layers, d_model=d_model,
-                            heads=heads, kv_heads=kv_heads, ffn_dim=ffn_dim, vocab=vocab, gpu=gpu, gpus=gpus,
-                            precision=precision, tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, zero=zero, recompute=recompute,
-                            micro_batch=micro_batch, global_batch_tokens=global_batch_tokens, mfu=mfu, pue=pue,
-                            region=region, grid_intensity=grid_intensity, price_per_gpu_hour=price_per_gpu_hour,
-                            gpu_power_w=gpu_power_w, calibration=calibration, force_calibration=force_calibration,
-                            owned=owned, capex_per_gpu=capex_per_gpu,
-                            electricity_usd_per_kwh=electricity_usd_per_kwh)
-    d = est.to_dict()
-    if json_out:
-        print(json.dumps(d, default=str))
+    if "--version" in argv:
+        print(f"estimate (llm-cost-estimator) {_version()}")
         return
-    from estimator.report import print_result, training_rows
-
-    print_result(d, training_rows(d), "Training estimate", console)
-
-
-def _inference(console: Console, json_out: bool, model, kwargs: dict, *, tokens, prompt_tokens, output_tokens) -> None:
-    """``estimate --inference``: serving latency, throughput, energy, CO2e and cost.
-
-    With --queries-per-day, also the fleet that serves that load.
-    """
-    from estimator.inference import estimate_inference
-
-    if tokens is not None:
-        raise EstimatorInputError("--tokens is a training option", "with --inference pass --prompt-tokens and "
-                                  "--output-tokens per query")
-    est = estimate_inference(model, **kwargs, prompt_tokens=1000 if prompt_tokens is None else prompt_tokens,
-                             output_tokens=500 if output_tokens is None else output_tokens)
-    d = est.to_dict()
-    if json_out:
-        print(json.dumps(d, default=str))
-        return
-    from estimator.report import inference_rows, print_result
-
-    print_result(d, inference_rows(d), "Inference estimate", console)
+    mode, rest = choose_mode(argv)
+    check_flags(mode, rest)
+    build_command(mode).main(args=rest, prog_name=f"estimate {mode}", standalone_mode=False)
 
 
-def _plan(console: Console, json_out: bool, model, plan_args: dict, kwargs: dict) -> None:
-    """``estimate --budget-*``: the compute-optimal run a budget buys, priced by the forward estimate."""
-    from estimator.planning import plan
-
-    res = plan(model=model, **plan_args, **kwargs)
-    d = res.to_dict()
-    if json_out:
-        print(json.dumps(d, default=str))
-        return
-    from estimator.report import attention_table_view, plan_rows, print_result
-
-    print_result(d | {"assumptions": d["estimate"]["assumptions"], "calibration": d["estimate"]["calibration"]},
-                 plan_rows(d), "Plan from a budget", console)
-    console.print(attention_table_view(d["attention"]))
-
-
-_CLICK_ERRORS = click_error_types()
+def _usage_message(err: Exception) -> str:
+    param = getattr(err, "param", None)
+    msg = err.format_message() if hasattr(err, "format_message") else str(err)
+    if param is not None and getattr(param, "opts", None):
+        msg = f"{param.opts[0]} {getattr(err, 'message', msg)}"
+    return msg.rstrip(".")
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: run the app, turning every user error into one line and exit code 2."""
+    """Console entry point: run the command, turning every user error into one line and exit code 2."""
+    from estimator.errors import click_error_types
+    from hardware_db.errors import HardwareDBError
+
+    errs = click_error_types()
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        app(args=argv, standalone_mode=False)
+        _dispatch(args)
     except EstimatorInputError as err:
         _fail(str(err))
-    except _CLICK_ERRORS["NoSuchOption"] as err:
+    except HardwareDBError as err:
+        _fail(f"{err}; see estimate --list-gpus / --list-regions")
+    except errs["NoSuchOption"] as err:
         hint = f" (did you mean {', '.join(err.possibilities)}?)" if err.possibilities else ""
-        _fail(f"unknown option {err.option_name}{hint}; see estimate --help")
-    except _CLICK_ERRORS["UsageError"] as err:
-        _fail(f"{err.format_message()}; see estimate --help")
-    except _CLICK_ERRORS["Abort"]:
+        owner = BY_FLAG.get(err.option_name)
+        _fail(f"unknown option {err.option_name}{hint}; see estimate --help" if owner is None else
+              f"{err.option_name} does not apply here; see estimate --help")
+    except errs["UsageError"] as err:
+        _fail(f"{_usage_message(err)}; see estimate --help")
+    except errs["Abort"]:
         _fail("aborted")
     except OSError as err:
         _fail(f"{err.strerror or err}: {getattr(err, 'filename', '') or ''}; check the path and permissions")

@@ -2,35 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 from rich.console import Console
 from rich.table import Table
 
-
-def fmt(x, unit: str = "") -> str:
-    """Readable number: engineering-style with thousands separators or scientific for huge/small values."""
-    if x is None:
-        return "-"
-    if isinstance(x, str):
-        return x
-    if isinstance(x, bool):
-        return str(x)
-    x = float(x)
-    if not math.isfinite(x):
-        return str(x)
-    if unit in ("fraction", "ratio") and 0 <= x <= 1:
-        return f"{x:.1%}"
-    a = abs(x)
-    if a == 0:
-        return "0"
-    if a >= 1e9 or a < 1e-3:
-        return f"{x:.3g}"
-    if a >= 100:
-        return f"{x:,.0f}"
-    if a >= 1:
-        return f"{x:,.2f}"
-    return f"{x:.3f}"
+from estimator.formatting import fmt
 
 
 def headline_table(title: str, rows: list[tuple[str, object, object, object, str]]) -> Table:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import time
 
+from profiler import measure
 from profiler.backend import open_backend
 from profiler.measure import RepeatConfig, spread, time_fn
 
@@ -26,20 +27,33 @@ def test_spread_is_p90_minus_p10_over_median():
     assert spread([1.0, 2.0]) > 0.5 and spread([3.0]) == 0.0
 
 
-def test_noisy_point_is_repeated_then_flagged():
-    backend = open_backend("cpu")
+def _replay(monkeypatch, durations):
+    """Per-iteration times replayed from ``durations`` (the real timer's window is kept): deterministic on a
+    loaded machine, where a busy-wait's own spread depends on what else runs."""
+    real = measure._timed_cpu
+
+    def fake(step, n, mon, name):
+        _, m = real(lambda: None, n, mon, name)
+        it = itertools.cycle(durations)
+        return [next(it) for _ in range(n)], m
+
+    monkeypatch.setattr(measure, "_timed_cpu", fake)
+
+
+def test_noisy_point_is_repeated_then_flagged(monkeypatch):
+    _replay(monkeypatch, [2e-4, 8e-4])
     cfg = RepeatConfig(warmup_iters=0, min_iters=10, min_window_s=0.0, counter_periods=0, max_spread=0.05,
                        max_windows=3)
-    t = time_fn(_sleeper([2e-4, 8e-4]), backend, cfg)
+    t = time_fn(_sleeper([1e-5]), open_backend("cpu"), cfg)
     assert t.windows == 3 and t.unstable and t.spread_rel > 0.05
 
 
-def test_steady_point_takes_one_window():
-    backend = open_backend("cpu")
+def test_steady_point_takes_one_window(monkeypatch):
+    _replay(monkeypatch, [1e-3])
     cfg = RepeatConfig(warmup_iters=1, min_iters=10, min_window_s=0.0, counter_periods=0, max_spread=0.5,
                        max_windows=3)
-    t = time_fn(_sleeper([1e-3]), backend, cfg)
-    assert t.windows == 1 and not t.unstable
+    t = time_fn(_sleeper([1e-5]), open_backend("cpu"), cfg)
+    assert t.windows == 1 and not t.unstable and t.time_s_median == 1e-3
 
 
 def test_fit_warns_and_records_a_high_holdout_error(tmp_path):
