@@ -99,6 +99,7 @@ class Calibration:
         return CollectiveParams(c["bus_bytes_per_s"], c.get("latency_s", 0.0), c.get("blend_p", 1.0))
 
     def summary(self) -> dict:
+        """The calibration's identity and held-out error, as named in every estimate."""
         return {"id": self.id, "path": self.path, "accelerator_id": self.accelerator_id,
                 "device_name": self.device_name, "holdout": self.holdout, "data_source": self.data_source,
                 "warnings": list(self.warnings)}
@@ -241,7 +242,7 @@ def validate_calibration(data: object, path: str = "<calibration>") -> Calibrati
         raise _bad(path, "'data_source' must be an object and 'warnings' a list")
     return Calibration(id=str(data.get("id", Path(path).stem)), path=str(path), accelerator_id=hw.get("accelerator_id"),
                        device_name=str(hw.get("device_name", "")), device_type=str(hw["device_type"]),
-                       kernel_model=km, memory=mem, power=power, collectives=coll, holdout=holdout, raw=data,
+                       kernel_model=km or {}, memory=mem, power=power, collectives=coll, holdout=holdout, raw=data,
                        schema_version=int(version), data_source=src, warnings=tuple(str(w) for w in warnings))
 
 

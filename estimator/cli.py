@@ -333,7 +333,14 @@ def _dispatch(argv: list[str]) -> None:
     build_command(mode).main(args=rest, prog_name=f"estimate {mode}", standalone_mode=False)
 
 
-def _usage_message(err: Exception) -> str:
+def _no_such_option(err: Any) -> str:
+    hint = f" (did you mean {', '.join(err.possibilities)}?)" if err.possibilities else ""
+    if BY_FLAG.get(err.option_name) is None:
+        return f"unknown option {err.option_name}{hint}; see estimate --help"
+    return f"{err.option_name} does not apply here; see estimate --help"
+
+
+def _usage_message(err: BaseException) -> str:
     param = getattr(err, "param", None)
     msg = err.format_message() if hasattr(err, "format_message") else str(err)
     if param is not None and getattr(param, "opts", None):
@@ -354,13 +361,10 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(err))
     except HardwareDBError as err:
         _fail(f"{err}; see estimate --list-gpus / --list-regions")
-    except errs["NoSuchOption"] as err:
-        hint = f" (did you mean {', '.join(err.possibilities)}?)" if err.possibilities else ""
-        owner = BY_FLAG.get(err.option_name)
-        _fail(f"unknown option {err.option_name}{hint}; see estimate --help" if owner is None else
-              f"{err.option_name} does not apply here; see estimate --help")
-    except errs["UsageError"] as err:
-        _fail(f"{_usage_message(err)}; see estimate --help")
+    except errs["NoSuchOption"] as exc:
+        _fail(_no_such_option(exc))
+    except errs["UsageError"] as exc:
+        _fail(f"{_usage_message(exc)}; see estimate --help")
     except errs["Abort"]:
         _fail("aborted")
     except OSError as err:

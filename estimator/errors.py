@@ -24,7 +24,7 @@ def suggest(name: str, known: Iterable[str], n: int = 3) -> str:
     return "known: " + ", ".join(sorted(known)[:12]) + (" ..." if len(known) > 12 else "")
 
 
-def click_error_types() -> dict[str, tuple[type, ...]]:
+def click_error_types() -> dict[str, tuple[type[BaseException], ...]]:
     """click's usage-error classes, plus the copies typer >= 0.20 vendors as ``typer._click`` (raised instead).
 
     Keys: NoSuchOption, UsageError, Abort. Command-line entry points catch these to print one line.

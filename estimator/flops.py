@@ -14,6 +14,7 @@ Conventions (stated so they can be checked):
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 from estimator.errors import EstimatorInputError
 from estimator.model import ModelSpec
@@ -39,6 +40,7 @@ class FlopBreakdown:
 
     @property
     def total(self) -> float:
+        """Sum of every part (FLOP)."""
         return self.qkv + self.attn_core + self.attn_out + self.mlp + self.router + self.logits
 
     @property
@@ -50,9 +52,11 @@ class FlopBreakdown:
         return FlopBreakdown(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
 
     def scaled(self, factor: float) -> FlopBreakdown:
+        """Every part multiplied by ``factor`` (e.g. 3 for forward + backward)."""
         return FlopBreakdown(*(getattr(self, f.name) * factor for f in fields(self)))
 
     def to_dict(self) -> dict[str, float]:
+        """Parts by name (FLOP), with the total."""
         return {f.name: getattr(self, f.name) for f in fields(self)} | {"total": self.total}
 
 
@@ -96,6 +100,7 @@ def block_forward_flops(s: ModelSpec, batch: float, seq: float, moe_layer: bool 
 
 
 def logits_flops(s: ModelSpec, tokens: float) -> float:
+    """FLOPs of the LM-head GEMM for ``tokens`` tokens: 2 x tokens x d_model x vocab."""
     return 2.0 * s.d_model * s.vocab * tokens
 
 
@@ -110,7 +115,7 @@ def model_forward_flops(s: ModelSpec, batch: float, seq: float, include_logits: 
     return total
 
 
-def decode_step_flops(s: ModelSpec, batch: float, context: float) -> FlopBreakdown:
+def decode_step_flops(s: ModelSpec, batch: float, context: Any) -> FlopBreakdown:
     """Forward FLOPs to generate one token per sequence against a KV cache of ``context`` tokens."""
     per_layer_dense = _per_token_layer(s, False, context)
     out = per_layer_dense.scaled(batch * (s.layers - s.moe_layers))
@@ -142,6 +147,7 @@ class TrainingFlops:
 
     @property
     def model_flops_per_token(self) -> float:
+        """Model FLOPs per training token (forward + backward, no recomputation)."""
         return 3.0 * self.forward_per_token.total
 
 

@@ -171,7 +171,7 @@ def resolve_rates(accel: Accelerator, precision: str, calibration: object, force
     source = ("calibration file" if kind == "calibrated" else
               "hardware_db/assumptions.csv: gemm_efficiency, attention_efficiency, memory_bw_efficiency, "
               "kernel_overhead_s")
-    warnings = ()
+    warnings: tuple[str, ...] = ()
     if cal is not None and kind != "calibrated":
         warnings = (f"calibration {cal.id} has no {precision} rates; documented defaults used for compute",)
     return Rates(km, kind, cal, source, warnings)

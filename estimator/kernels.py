@@ -68,6 +68,7 @@ class MemoryParams:
     overhead_s: float = 0.0
 
     def to_dict(self) -> dict:
+        """The parameters as a plain dict (units in the names)."""
         return asdict(self)
 
 
@@ -80,6 +81,7 @@ class CollectiveParams:
     blend_p: float = 1.0
 
     def to_dict(self) -> dict:
+        """The parameters as a plain dict (units in the names)."""
         return asdict(self)
 
 

@@ -13,6 +13,7 @@ Sources:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -75,19 +76,21 @@ def block_training_peak_bytes(s: ModelSpec, batch: float, seq: float, dtype_byte
 
 @dataclass(frozen=True)
 class MemoryBreakdown:
-    """Bytes per GPU (plain floats)."""
+    """Bytes per GPU (floats, or numpy arrays when evaluated over many layouts)."""
 
-    weights: float
-    gradients: float
-    optimizer: float
-    activations: float
-    logits: float
+    weights: Any
+    gradients: Any
+    optimizer: Any
+    activations: Any
+    logits: Any
 
     @property
-    def total(self) -> float:
+    def total(self) -> Any:
+        """Sum of the parts (bytes)."""
         return self.weights + self.gradients + self.optimizer + self.activations + self.logits
 
     def to_dict(self) -> dict[str, float]:
+        """Parts in GB (decimal), with the total."""
         return {"weights_gb": self.weights / GB, "gradients_gb": self.gradients / GB,
                 "optimizer_gb": self.optimizer / GB, "activations_gb": self.activations / GB,
                 "logits_gb": self.logits / GB, "total_gb": self.total / GB}
@@ -108,14 +111,14 @@ def training_memory_per_gpu(s: ModelSpec, *, tp: int, pp: int, dp: int, ep: int 
         recompute = "none"
     seq = seq or s.seq_len
     pc = param_count(s)
-    tp, pp, dp, ep, zero, cp = (np.asarray(x) for x in (tp, pp, dp, ep, zero, cp))
+    tp, pp, dp, ep, zero, cp = (np.asarray(x) for x in (tp, pp, dp, ep, zero, cp))  # type: ignore[assignment]
     shard = dp * cp
     # expert weights are split over EP (and TP); dense weights over TP; layers over PP
     expert_params = pc.mlp_experts_total
     dense_params = pc.total - expert_params - pc.embedding - pc.lm_head
     layers_per_stage = -(-s.layers // pp)
     stage_frac = layers_per_stage / s.layers
-    per_gpu_params = (dense_params * stage_frac) / tp + (expert_params * stage_frac) / (tp * ep)
+    per_gpu_params: Any = (dense_params * stage_frac) / tp + (expert_params * stage_frac) / (tp * ep)
     per_gpu_params = per_gpu_params + pc.embedding / tp  # first stage holds the embedding (tied or not)
     per_gpu_params = per_gpu_params + np.where(pp == 1, pc.lm_head / tp, 0.0)
     weights = per_gpu_params * WEIGHT_BYTES / np.where(zero >= 3, shard, 1)
@@ -127,7 +130,7 @@ def training_memory_per_gpu(s: ModelSpec, *, tp: int, pp: int, dp: int, ep: int 
                                            sequence_parallel=sequence_parallel, moe_layer=True) if s.is_moe else 0.0
     moe_frac = s.moe_layers / s.layers
     act_layer = act_layer_dense * (1 - moe_frac) + act_layer_moe * moe_frac
-    activations = act_layer * layers_per_stage * pp / cp  # 1F1B: pp micro-batches in flight on stage 0
+    activations: Any = act_layer * layers_per_stage * pp / cp  # 1F1B: pp micro-batches in flight on stage 0
     if recompute == "full":
         # the layer being recomputed needs its full activations once
         activations += block_activation_bytes(s, micro_batch, seq, recompute="none", tp=tp,

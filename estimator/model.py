@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
+from typing import Any
 
 from estimator.errors import EstimatorInputError
 
@@ -68,18 +69,22 @@ class ModelSpec:
 
     @property
     def is_moe(self) -> bool:
+        """True when the MLP layers are routed experts."""
         return self.experts > 1
 
     @property
     def is_mla(self) -> bool:
+        """True for multi-head latent attention (DeepSeek-V2/V3)."""
         return self.kv_lora_rank > 0
 
     @property
     def expert_ffn(self) -> int:
+        """FFN width of one routed expert."""
         return self.moe_ffn_dim or self.ffn_dim
 
     @property
     def moe_layers(self) -> int:
+        """Number of layers whose MLP is routed experts."""
         return self.layers - self.dense_layers if self.is_moe else 0
 
     @property
@@ -89,14 +94,17 @@ class ModelSpec:
 
     @property
     def v_dim(self) -> int:
+        """Width of one head's value vector."""
         return self.v_head_dim if self.is_mla and self.v_head_dim else self.hd
 
     def to_dict(self) -> dict:
+        """Every field as a plain dict."""
         d = asdict(self)
         d.pop("notes")
         return d
 
     def with_(self, **changes) -> ModelSpec:
+        """A copy with ``changes`` applied."""
         return replace(self, **changes)
 
 
@@ -145,16 +153,19 @@ class ParamCount:
 
     @property
     def total(self) -> int:
+        """All parameters, every expert included."""
         return (self.embedding + self.attention + self.mlp_dense + self.mlp_experts_total + self.router
                 + self.norms + self.other + self.lm_head)
 
     @property
     def active(self) -> int:
+        """Parameters one token uses (shared parts plus its experts)."""
         return (self.embedding + self.attention + self.mlp_dense + self.mlp_experts_active + self.router
                 + self.norms + self.other + self.lm_head)
 
     @property
     def non_embedding(self) -> int:
+        """Parameters outside the embedding and LM head."""
         return self.total - self.embedding - self.lm_head
 
 
@@ -282,8 +293,9 @@ def _recipe_spec_array(d, layers, seq_len: int, vocab: int) -> ModelSpec:
     heads = np.maximum(1, d // RECIPE_HEAD_DIM)
     kv = np.where(heads % RECIPE_KV_HEADS == 0, RECIPE_KV_HEADS, heads)
     ffn = np.maximum(np.round(RECIPE_FFN_RATIO * d / 256.0).astype(np.int64) * 256, 256)
-    return ModelSpec(layers=np.asarray(layers, dtype=np.int64), d_model=d, heads=heads, kv_heads=kv, ffn_dim=ffn,
-                     vocab=vocab, seq_len=seq_len, name="derived", source=RECIPE_NAME)
+    arrays: dict[str, Any] = dict(layers=np.asarray(layers, dtype=np.int64), d_model=d, heads=heads, kv_heads=kv,
+                                  ffn_dim=ffn)  # a ModelSpec whose shape fields are arrays (one model per entry)
+    return ModelSpec(**arrays, vocab=vocab, seq_len=seq_len, name="derived", source=RECIPE_NAME)
 
 
 def shape_from_params_array(n_params, seq_len: int = RECIPE_SEQ_LEN, vocab: int = RECIPE_VOCAB,

@@ -53,18 +53,9 @@ class Layout:
                 f"micro-batch {self.micro_batch}, recompute {rec}")
 
 
-def layout_problems(s: ModelSpec, lay: Layout, gpus: int, global_batch_seqs: int) -> list[str]:
-    """Reasons a layout is invalid (empty if valid)."""
+def _shape_problems(s: ModelSpec, lay: Layout) -> list[str]:
+    """Reasons the model's shape does not split over the layout (heads, KV heads, FFN, sequence, layers)."""
     out = []
-    for name in ("tp", "cp", "pp", "dp", "ep", "micro_batch"):
-        v = getattr(lay, name)
-        if not isinstance(v, int) or v < 1:
-            out.append(f"--{name.replace('_', '-')} must be a positive integer (got {v!r})")
-    if out:
-        return out
-    if lay.gpus != gpus:
-        out.append(f"TP x CP x PP x DP = {lay.tp} x {lay.cp} x {lay.pp} x {lay.dp} = {lay.gpus}, not the {gpus} "
-                   "GPUs asked for")
     if s.heads % lay.tp:
         out.append(f"TP={lay.tp} does not divide the {s.heads} attention heads")
     elif not s.is_mla and s.kv_heads % lay.tp and lay.tp % s.kv_heads:
@@ -76,15 +67,34 @@ def layout_problems(s: ModelSpec, lay: Layout, gpus: int, global_batch_seqs: int
                    "causal ring attention)")
     if lay.pp > s.layers:
         out.append(f"PP={lay.pp} exceeds the {s.layers} layers")
-    if lay.ep > 1:
-        if not s.is_moe:
-            out.append("EP>1 needs an MoE model (--experts)")
-        elif s.experts % lay.ep:
-            out.append(f"EP={lay.ep} does not divide the {s.experts} experts")
-        if lay.dp % lay.ep:
-            out.append(f"EP={lay.ep} must divide DP={lay.dp} (expert parallelism borrows data-parallel ranks)")
     if lay.interleave > 1 and (lay.pp == 1 or (-(-s.layers // lay.pp)) % lay.interleave):
         out.append(f"interleave {lay.interleave} needs PP > 1 and divide the layers per stage")
+    return out
+
+
+def _expert_problems(s: ModelSpec, lay: Layout) -> list[str]:
+    """Reasons expert parallelism does not fit the model or the data-parallel group."""
+    if lay.ep <= 1:
+        return []
+    if not s.is_moe:
+        return ["EP>1 needs an MoE model (--experts)"]
+    out = [f"EP={lay.ep} does not divide the {s.experts} experts"] if s.experts % lay.ep else []
+    if lay.dp % lay.ep:
+        out.append(f"EP={lay.ep} must divide DP={lay.dp} (expert parallelism borrows data-parallel ranks)")
+    return out
+
+
+def layout_problems(s: ModelSpec, lay: Layout, gpus: int, global_batch_seqs: int) -> list[str]:
+    """Reasons a layout is invalid (empty if valid); the scalar twin of ``valid_layouts``, with messages."""
+    out = [f"--{name.replace('_', '-')} must be a positive integer (got {getattr(lay, name)!r})"
+           for name in ("tp", "cp", "pp", "dp", "ep", "micro_batch")
+           if not isinstance(getattr(lay, name), int) or getattr(lay, name) < 1]
+    if out:
+        return out
+    if lay.gpus != gpus:
+        out.append(f"TP x CP x PP x DP = {lay.tp} x {lay.cp} x {lay.pp} x {lay.dp} = {lay.gpus}, not the {gpus} "
+                   "GPUs asked for")
+    out += _shape_problems(s, lay) + _expert_problems(s, lay)
     if lay.zero not in ZERO_STAGES:
         out.append(f"--zero must be one of {ZERO_STAGES}")
     if lay.recompute not in RECOMPUTE and lay.recompute != "partial":
@@ -174,7 +184,8 @@ class Candidates:
     def layout(self, i: int) -> Layout:
         """The i-th layout as a ``Layout``."""
         kw = {k: int(self.arrays[k][i]) for k in LAYOUT_KEYS}
-        frac = float(np.broadcast_to(self.fraction, (len(self),))[i]) if self.recompute == "partial" else 0.0
+        fractions = np.broadcast_to(np.asarray(self.fraction, dtype=float), (len(self),))
+        frac = float(fractions[i]) if self.recompute == "partial" else 0.0
         return Layout(**kw, recompute=self.recompute, recompute_fraction=frac)
 
     def subset(self, idx, recompute: str, fraction) -> Candidates:

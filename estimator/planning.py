@@ -287,7 +287,8 @@ def _data_warnings(d_act: float, U: float | None, d_eff: float) -> list[str]:
     stock, hq = data_stock(), hq_data_stock()
     ref = constant("llama3.training_tokens")
     unique = d_act if U is None else U
-    if unique > hq.low:  # default data warning: the stock of high-quality text (Villalobos et al. 2022)
+    # default data warning: the stock of high-quality text (Villalobos et al. 2022)
+    if hq.low is not None and unique > hq.low:
         w = constant("villalobos2022.hq_stock_words")
         out.append(f"the plan needs {unique:.3g} unique tokens, more than the stock of high-quality language "
                    f"data: {hq.low:.2g}-{hq.high:.2g} tokens ({w.low:.2g}-{w.high:.2g} words x "
@@ -295,7 +296,7 @@ def _data_warnings(d_act: float, U: float | None, d_eff: float) -> list[str]:
                    f"Llama 3 was trained on ~{ref.value:.2g} tokens (model card '15T+')"
                    + ("; pass --unique-tokens U to plan with repeated epochs (Muennighoff et al. 2023)"
                       if U is None else ""))
-    if U is None and d_act > stock.low:
+    if U is None and stock.low is not None and d_act > stock.low:
         out.append(f"the plan trains on {d_act:.3g} tokens; the stock of public human-generated text is "
                    f"~{stock.value:.0e} tokens (90% CI {stock.low:.0e}-{stock.high:.0e}; Villalobos et al. 2024): "
                    "pass --unique-tokens U to plan with repeated epochs (Muennighoff et al. 2023)")

@@ -175,7 +175,7 @@ class _Cfg:
                 return k, self.data[k]
         return None
 
-    def get_int(self, *keys: str, default: int | None = None, required: bool = True) -> int | None:
+    def get_int(self, *keys: str, default: int | None = None, required: bool = True) -> Any:
         hit = self._pick(keys)
         if hit is None:
             if default is not None or not required:
@@ -382,7 +382,7 @@ def _training_recipes() -> dict[str, dict]:
             raise ValueError(f"hardware_db/model_training.csv: unknown preset {key!r}")
         if not row["source"].strip():
             raise ValueError(f"hardware_db/model_training.csv: {key} has no source")
-        rec = {"source": f"{row['source'].strip()} ({row['source_location'].strip()})"}
+        rec: dict[str, Any] = {"source": f"{row['source'].strip()} ({row['source_location'].strip()})"}
         for col in ("training_tokens", "global_batch_tokens"):
             v = row[col].strip()
             rec[col] = float(v) if v else None

@@ -22,6 +22,7 @@ def headline_table(title: str, rows: list[tuple[str, object, object, object, str
 
 
 def assumptions_table(assumptions: dict) -> Table:
+    """Every assumption with its value, range, unit and source."""
     t = Table(title="Assumptions (defaults used and their sources)", title_justify="left", show_lines=False)
     t.add_column("input")
     t.add_column("value", overflow="fold")
@@ -40,6 +41,7 @@ def assumptions_table(assumptions: dict) -> Table:
 
 
 def training_rows(d: dict) -> list[tuple[str, object, object, object, str]]:
+    """Headline rows of a training estimate (``TrainingEstimate.to_dict()``)."""
     r = d["ranges"]
     lay = d["layout"]
     return [
@@ -72,6 +74,7 @@ def training_rows(d: dict) -> list[tuple[str, object, object, object, str]]:
 
 
 def print_result(d: dict, rows, title: str, console: Console | None = None) -> None:
+    """Print the headline table, the calibration used, warnings and the assumptions."""
     console = console or Console()
     console.print(headline_table(title, rows))
     if d.get("calibration"):

@@ -74,6 +74,7 @@ def constants() -> dict[str, Constant]:
 
 
 def constant(key: str) -> Constant:
+    """One constant of hardware_db/scaling_laws.csv by key."""
     try:
         return constants()[key]
     except KeyError:
@@ -190,6 +191,7 @@ class ScalingLaw:
         return b / (a + b), a / (a + b)
 
     def to_dict(self) -> dict:
+        """The law's id, name, form, constants and source."""
         return {"id": self.id, "name": self.name, "form": self.form, "constants": dict(self.coef),
                 "source": self.source}
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -62,7 +63,7 @@ def kv_shard_fraction(s: ModelSpec, tp: int) -> float:
     return max(1.0 / tp, 1.0 / s.kv_heads) if tp > 1 else 1.0
 
 
-def expected_experts_touched(experts: int, experts_per_token: int, tokens: float) -> float:
+def expected_experts_touched(experts: int, experts_per_token: int, tokens: Any) -> Any:
     """Expected distinct routed experts hit by ``tokens`` tokens choosing k of E uniformly: E (1 - (1 - k/E)^T)."""
     if experts <= 1:
         return float(experts)
@@ -76,7 +77,7 @@ def weight_bytes_read(s: ModelSpec, tokens, weight_bytes: float):
     and for MoE layers the shared experts plus the expected distinct routed experts touched.
     """
     pc = param_count(s)
-    dense = pc.attention + pc.mlp_dense + pc.router + pc.norms + pc.other + s.vocab * s.d_model
+    dense: Any = pc.attention + pc.mlp_dense + pc.router + pc.norms + pc.other + s.vocab * s.d_model
     if s.is_moe:
         one = pc.mlp_experts_total / ((s.experts + s.shared_experts) * s.moe_layers)
         touched = expected_experts_touched(s.experts, s.experts_per_token, tokens) + s.shared_experts
@@ -95,14 +96,14 @@ def weight_bytes_stored(s: ModelSpec, weight_bytes: float) -> float:
 class PhaseTime:
     """Seconds of one forward step on one GPU of the replica, by part (floats or arrays)."""
 
-    gemm_compute: object
-    weight_read: object
-    attn_compute: object
-    kv_read: object
-    elementwise: object
-    overhead: object
-    tp_comm: object
-    flops_per_gpu: object  # FLOPs one GPU performs in the step
+    gemm_compute: Any
+    weight_read: Any
+    attn_compute: Any
+    kv_read: Any
+    elementwise: Any
+    overhead: Any
+    tp_comm: Any
+    flops_per_gpu: Any  # FLOPs one GPU performs in the step
 
     @property
     def compute(self):
@@ -122,6 +123,7 @@ class PhaseTime:
 
     @property
     def bound(self) -> str:
+        """'compute' or 'memory': which of the two a step's time is nearer to."""
         return "compute" if float(np.mean(self.compute)) >= float(np.mean(self.memory)) else "memory"
 
 
@@ -139,7 +141,7 @@ def _tp_allreduce_s(s: ModelSpec, tokens, tp: int, accel, cal: Calibration | Non
     return 2 * s.layers * one
 
 
-def _elementwise_bytes(s: ModelSpec, tokens) -> object:
+def _elementwise_bytes(s: ModelSpec, tokens) -> Any:
     dense = s.layers - s.moe_layers
     per_tok = dense * elementwise_bytes_per_token(s, False, ACT_BYTES)
     if s.moe_layers:

@@ -22,7 +22,8 @@ N_ELEMENTWISE_PER_BLOCK = 6  # 2 norms, 2 residual adds, activation, RoPE
 
 
 ADAM_BYTES_PER_PARAM_STEP = 28.0  # read grad, fp32 master, m, v; write master, m, v, bf16 weights
-CHECKPOINT_BYTES_PER_PARAM = 16.0  # bf16 weights + fp32 master weights + Adam m and v (ZeRO paper, Sec. 3)
+CHECKPOINT_BYTES_PER_PARAM = 16.0  # ZeRO model states, 2 + 2 + 12 bytes/param (Rajbhandari et al. 2020, Sec. 3); a
+#                                   checkpoint without gradients would be 14: kept at 16, as the estimate always was
 
 
 def elementwise_bytes_per_token(s: ModelSpec, moe_layer: bool = False, dtype_bytes: float = 2.0) -> float:

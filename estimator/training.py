@@ -77,10 +77,11 @@ def _model_and_batch(cfg: TrainingConfig) -> tuple[ModelSpec, float, float | Non
         if not (recipe and recipe.get("training_tokens")):
             raise EstimatorInputError("no token count given", "pass --tokens N, e.g. --tokens 2e12")
         tokens = recipe["training_tokens"]
-        rec = rec | one("tokens", tokens, "token", f"published for {model.name}: {recipe['source']}")  # type: ignore
+        rec = rec | one("tokens", tokens, "token", f"published for {getattr(model, 'name', '')}: {recipe['source']}")
     if gbt is None and recipe and recipe.get("global_batch_tokens"):
         gbt = recipe["global_batch_tokens"]
-        rec = rec | one("global_batch_tokens", gbt, "token", f"published for {model.name}: {recipe['source']}")
+        rec = rec | one("global_batch_tokens", gbt, "token", f"published for {getattr(model, 'name', '')}: "
+                                                             f"{recipe['source']}")
     spec, notes = resolve_model(model, cfg.params, cfg.active_params, cfg.experts, cfg.experts_per_token,
                                 cfg.seq_len, cfg.shape_overrides())
     return spec, float(tokens), gbt, rec | shape_note(spec), notes  # type: ignore[arg-type]

@@ -126,5 +126,5 @@ def default_calibration(accelerator_id: str | None):
     (``hardware_db/calibrations/<id>.json``), or None when none is shipped."""
     if not accelerator_id:
         return None
-    p = resources.files("hardware_db").joinpath("calibrations", f"{accelerator_id}.json")
+    p = resources.files("hardware_db").joinpath("calibrations").joinpath(f"{accelerator_id}.json")
     return p if p.is_file() else None

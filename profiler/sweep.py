@@ -67,48 +67,63 @@ def quick_grid(dtypes: Iterable[str] = ("fp32",)) -> list:
     return out
 
 
-def full_grid(dtypes: Iterable[str] = ("bf16", "fp16", "fp32", "fp8")) -> list:
-    """The GPU grid: GEMMs per dtype; blocks, attention, decode and elementwise in bf16 (or the
-    first non-fp8 dtype given); idle power. d_model 1024..16384, seq 512..32768."""
+def _gemm_grid(dtypes: list[str]) -> list:
+    """Square GEMMs 256..16384 and the GEMMs of a block at 8192 tokens (QKV with GQA, MLP up, MLP down)."""
     from profiler.shapes import Shape, default_ffn
 
-    dtypes = list(dtypes)
-    main = next((d for d in dtypes if d != "fp8"), "bf16")
-    out = [Shape.make("idle", "fwd", main, seconds=5)]
+    out = []
     for dtype in dtypes:
         for n in (256, 512, 1024, 2048, 4096, 8192, 16384):
             out.append(Shape.make("gemm", "fwd", dtype, m=n, n=n, k=n))
-        for d in (1024, 4096, 8192):  # the GEMMs of a block at 8192 tokens: QKV (GQA), MLP up, MLP down
+        for d in (1024, 4096, 8192):
             ffn = default_ffn(d)
             for n, k in ((d + 2 * 8 * 128, d), (2 * ffn, d), (d, ffn)):
                 out.append(Shape.make("gemm", "fwd", dtype, m=8192, n=n, k=k))
-    for seq in (512, 1024, 2048, 4096, 8192, 16384, 32768):
-        for mode in ("fwd", "fwd_bwd"):
-            out.append(Shape.make("attention", mode, main, d_model=4096, heads=32, kv_heads=8, batch=1, seq=seq))
+    return out
+
+
+def _attention_grid(main: str, dtypes: list[str]) -> list:
+    """Attention over seq 512..32768 in the main dtype, and a few lengths in every other one."""
+    from profiler.shapes import Shape
+
+    out = [Shape.make("attention", mode, main, d_model=4096, heads=32, kv_heads=8, batch=1, seq=seq)
+           for seq in (512, 1024, 2048, 4096, 8192, 16384, 32768) for mode in ("fwd", "fwd_bwd")]
     for dtype in dtypes:  # every precision needs its own attention rate in the calibration
         if dtype not in (main, "fp8"):
-            for seq in (1024, 4096, 16384):
-                for mode in ("fwd", "fwd_bwd"):
-                    out.append(Shape.make("attention", mode, dtype, d_model=4096, heads=32, kv_heads=8, batch=1,
-                                          seq=seq))
-    for d in (1024, 2048, 4096, 8192, 16384):
-        for seq, batch in ((512, 1), (512, 8), (2048, 1), (2048, 4), (8192, 1), (32768, 1)):
-            for mode in ("fwd", "fwd_bwd"):
-                out.append(Shape.make("block", mode, main, d_model=d, heads=d // 128, kv_heads=8, batch=batch,
-                                      seq=seq))
+            out += [Shape.make("attention", mode, dtype, d_model=4096, heads=32, kv_heads=8, batch=1, seq=seq)
+                    for seq in (1024, 4096, 16384) for mode in ("fwd", "fwd_bwd")]
+    return out
+
+
+def _block_grid(main: str) -> list:
+    """Dense blocks over d_model, sequence and micro-batch; MHA and MoE blocks."""
+    from profiler.shapes import Shape, default_ffn
+
+    out = [Shape.make("block", mode, main, d_model=d, heads=d // 128, kv_heads=8, batch=batch, seq=seq)
+           for d in (1024, 2048, 4096, 8192, 16384)
+           for seq, batch in ((512, 1), (512, 8), (2048, 1), (2048, 4), (8192, 1), (32768, 1))
+           for mode in ("fwd", "fwd_bwd")]
     for mode in ("fwd", "fwd_bwd"):
         for seq in (2048, 8192):
             out.append(Shape.make("block", mode, main, d_model=4096, heads=32, kv_heads=32, batch=1, seq=seq))
             for d, e, k in ((2048, 8, 2), (4096, 16, 2), (4096, 64, 8)):
                 out.append(Shape.make("block", mode, main, d_model=d, heads=d // 128, kv_heads=8, batch=1, seq=seq,
                                       experts=e, top_k=k, ffn_dim=(default_ffn(d) * 2) // k // 64 * 64))
-    for d in (4096, 8192):
-        for batch in (1, 8, 64):
-            for ctx in (512, 4096, 32768):
-                out.append(Shape.make("decode", "fwd", main, d_model=d, heads=d // 128, kv_heads=8, batch=batch,
-                                      context=ctx))
-    for p in range(20, 31, 2):
-        out.append(Shape.make("elementwise", "fwd", main, numel=1 << p))
+    return out
+
+
+def full_grid(dtypes: Iterable[str] = ("bf16", "fp16", "fp32", "fp8")) -> list:
+    """The GPU grid: GEMMs per dtype; blocks, attention, decode and elementwise in bf16 (or the
+    first non-fp8 dtype given); idle power. d_model 1024..16384, seq 512..32768."""
+    from profiler.shapes import Shape
+
+    dtypes = list(dtypes)
+    main = next((d for d in dtypes if d != "fp8"), "bf16")
+    out = [Shape.make("idle", "fwd", main, seconds=5), *_gemm_grid(dtypes), *_attention_grid(main, dtypes),
+           *_block_grid(main)]
+    out += [Shape.make("decode", "fwd", main, d_model=d, heads=d // 128, kv_heads=8, batch=batch, context=ctx)
+            for d in (4096, 8192) for batch in (1, 8, 64) for ctx in (512, 4096, 32768)]
+    out += [Shape.make("elementwise", "fwd", main, numel=1 << p) for p in range(20, 31, 2)]
     return out
 
 

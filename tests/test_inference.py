@@ -9,6 +9,7 @@ import pytest
 
 from estimator.cli import main
 from estimator.errors import EstimatorInputError
+from estimator.hardware import kernel_model_for
 from estimator.inference import (
     compare_models,
     decode_time,
@@ -25,7 +26,6 @@ from estimator.inference import (
 from estimator.model import param_count
 from estimator.parallelism import MEMORY_HEADROOM
 from estimator.presets import load_preset
-from estimator.hardware import kernel_model_for
 from hardware_db import get_accelerator
 
 H100 = get_accelerator("h100-sxm")

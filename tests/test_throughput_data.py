@@ -132,7 +132,8 @@ def test_mfu_never_exceeds_hfu_and_mfu_has_a_convention():
 
 
 def test_tflops_below_the_dense_peak_and_mfu_matches_model_tflops():
-    """Model TFLOP/s is per GPU and dense (never above the dense peak); where both are given they agree within 3 points."""
+    """Model TFLOP/s is per GPU and dense (never above the dense peak); where both are given they agree within 3
+    points."""
     dense_peak_fp8 = {"h100-sxm": 1979.0, "b200": 4500.0, "gb200": 5000.0}  # generous upper bounds, dense fp8
     for r in _rows():
         tfl = r["model_tflops_per_s_per_gpu"] or r["hardware_tflops_per_s_per_gpu"]
