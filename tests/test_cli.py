@@ -99,3 +99,67 @@ def test_bad_input_one_line_exit_2(args, needle, tmp_path):
     assert lines[0].startswith("error:")
     assert "Traceback" not in r.stderr + r.stdout
     assert needle.lower() in lines[0].lower()
+
+
+# Issue 11: a flag that does not apply to the chosen mode is an error naming the flag and the mode.
+MISPLACED = [
+    (["--budget-flops", "1e24", "--gpus", "2048", "--cp", "3"], "--cp 3"),  # plan passes --cp on (was ignored)
+    (["--inference", "--params", "7e9", "--gpus", "8"], "--gpus is a training option"),
+    (["--inference", "--params", "7e9", "--tp", "2"], "--tp is a training option"),
+    (["--inference", "--params", "7e9", "--mfu", "0.4"], "--mfu is a training option"),
+    (["--inference", "--params", "7e9", "--owned"], "--owned is a training option"),
+    (["--params", "7e9", "--tokens", "1e12", "--batch", "8"], "--batch is a serving option"),
+    (["--params", "7e9", "--tokens", "1e12", "--prompt-tokens", "100"], "--prompt-tokens is a serving option"),
+    (["--params", "7e9", "--tokens", "1e12", "--queries-per-day", "1e6"], "--queries-per-day is a serving option"),
+    (["--params", "7e9", "--tokens", "1e12", "--weight-precision", "fp8"], "--weight-precision is a serving"),
+    (["train", "--params", "7e9", "--tokens", "1e12", "--budget-usd", "1e6"], "--budget-usd is a planning option"),
+    (["serve", "--params", "7e9", "--tokens", "1e12"], "--tokens is a training option"),
+    (["plan", "--budget-usd", "1e6", "--layers", "8"], "--layers is a training option"),
+    (["train", "--inference", "--params", "7e9"], "--inference does not apply"),
+    (BASE + ["--zero", "7"], "0<=x<=3"),
+    (BASE + ["--tp", "0"], "--tp must be >= 1"),
+    (BASE + ["--tp", "2.5"], "whole number"),
+    (BASE + ["--seq-len", "abc"], "--seq-len must be a whole number"),
+    (BASE + ["--gpu", ""], "--gpu is empty"),
+]
+
+
+@pytest.mark.parametrize("args,needle", MISPLACED, ids=[" ".join(a) for a, _ in MISPLACED])
+def test_flag_of_another_mode_is_one_line_exit_2(args, needle):
+    r = run(*args)
+    assert r.returncode == 2, (r.stdout[-300:], r.stderr[-300:])
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], r.stderr
+
+
+@pytest.mark.parametrize("sub,flat", [
+    (["train", "--params", "7e9", "--tokens", "1e12", "--gpus", "64"], ["--params", "7e9", "--tokens", "1e12",
+                                                                         "--gpus", "64"]),
+    (["serve", "--preset", "llama3-8b", "--batch", "8"], ["--inference", "--preset", "llama3-8b", "--batch", "8"]),
+    (["plan", "--budget-flops", "1e22", "--gpus", "64", "--no-compare"],
+     ["--budget-flops", "1e22", "--gpus", "64", "--no-compare"]),
+])
+def test_subcommands_equal_the_flat_forms_and_echo_their_config(sub, flat):
+    a, b = (json.loads(run(*x, "--json").stdout) for x in (sub, flat))
+    assert a == b
+    assert a["schema_version"] == 1 and isinstance(a["config"], dict)
+    if a["mode"] == "training":
+        assert a["config"]["params"] == 7e9 and a["config"]["gpus"] == 64
+
+
+def test_help_shows_types_and_version():
+    h = run("train", "--help").stdout
+    assert "--tp INTEGER" in h and "--params NUMBER" in h and "[bf16|fp16|fp8|tf32|fp32]" in h
+    assert "0<=x<=3" in h and "--batch" not in h
+    assert "--batch INTEGER" in run("serve", "--help").stdout
+    v = run("--version")
+    assert v.returncode == 0 and v.stdout.startswith("estimate (llm-cost-estimator) ")
+
+
+def test_list_gpus_json_is_json():
+    d = json.loads(run("--list-gpus", "--json").stdout)
+    rows = {r["id"]: r for r in d["rows"]}
+    import hardware_db
+
+    assert rows["h100-sxm"]["peak_bf16_dense_tflops"] == hardware_db.get_accelerator("h100-sxm").peak_tflops["bf16"]
+    assert rows["tpu-v5e"]["tdp_w"] is None  # no published TDP: missing stays missing (null), never 0
