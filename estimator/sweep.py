@@ -79,15 +79,17 @@ def sweep_training(params, tokens, gpus, *, gpu: str = DEFAULT_GPU, tp=8, pp=1, 
     scalars = dict(accel=accel, precision=precision, recompute=recompute, seq_len=seq_len, vocab=vocab,
                    global_batch_tokens=global_batch_tokens, pue=pue, price=float(price_per_gpu_hour),
                    grid=float(grid_intensity) if grid_intensity is not None else facility.grid(region).g_per_kwh)
-    parts = [_sweep_chunk(*(x[i:i + CHUNK] for x in flat), **scalars) for i in range(0, len(flat[0]), CHUNK)]
-    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    n_rows = len(flat[0])
+    out = {c: np.empty(n_rows, dtype=bool if c == "fits" else float) for c in COLUMNS}
+    for i in range(0, n_rows, CHUNK):  # results written in place: peak memory is the frame plus one chunk
+        for c, v in _sweep_chunk(*(x[i:i + CHUNK] for x in flat), **scalars).items():
+            out[c][i:i + CHUNK] = v
+    return pd.DataFrame(out, columns=list(COLUMNS), copy=False)
 
 
 def _sweep_chunk(n, toks, g, tp_a, pp_a, z, mb, v, *, accel, precision, recompute, seq_len, vocab,
-                 global_batch_tokens, pue, price, grid):
+                 global_batch_tokens, pue, price, grid) -> dict:
     """``sweep_training`` for one chunk of flat arrays: the same stages as ``estimate_training`` for a fixed layout."""
-    import pandas as pd
-
     spec = shape_from_params_array(n, seq_len, vocab)
     pc = param_count(spec)
     seq = spec.seq_len
@@ -123,11 +125,11 @@ def _sweep_chunk(n, toks, g, tp_a, pp_a, z, mb, v, *, accel, precision, recomput
     gpu_w = facility.gpu_average_power_w(idle_w, busy_w, good)  # busy power is the productive-step average
     site = facility.site(pue)
     energy = facility.energy_mwh(facility.facility_power_w(gpu_w, site.host_w, g, site.pue), wall_h)
-    return pd.DataFrame({
+    return {
         "params": pc.total.astype(float), "tokens": toks, "gpus": g, "tp": tp_a, "pp": pp_a, "dp": dp,
         "layers": spec.layers, "d_model": spec.d_model, "flops": flops.model_flops, "gpu_hours": gpu_hours,
         "wall_clock_days": wall_h / 24.0, "energy_mwh": energy,
         "co2e_tonnes": facility.operational_co2e_t(energy, grid),
         "cost_usd": facility.cloud_cost_usd(gpu_hours, price), "mfu": mfu,
         "memory_per_gpu_gb": mem_total / GB, "fits": fits,
-    }, columns=list(COLUMNS))
+    }
