@@ -161,7 +161,7 @@ def baseline(row: dict, pue=None, grid_intensity=None) -> dict:
     if n is None or d is None or acc is None:
         return out
     a = get_accelerator(acc)
-    prec = _val(row, "precision") or ("bf16" if "bf16" in a.peak_tflops else "fp16")
+    prec = _val(row, "precision") or a.default_precision()
     gh = 6.0 * n * d / (a.peak_flops(prec) * BASELINE_MFU) / 3600.0
     out["gpu_hours"] = gh
     if _val(row, "gpus") is not None:

@@ -14,13 +14,13 @@ from typing import Any
 
 from estimator.errors import EstimatorInputError
 from estimator.flops import RECOMPUTE
-from estimator.hardware import TRAINING_PRECISIONS
+from estimator.hardware import DTYPE_BYTES, TRAINING_PRECISIONS
 from estimator.inputs import choice, number, whole
 from estimator.model import ModelSpec
 
 MAX_GPUS = 10_000_000  # the layout search enumerates divisors of the count; 1e7 GPUs is ~50x any cluster built
-WEIGHT_PRECISIONS = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int4": 0.5}  # bytes per weight
-KV_PRECISIONS = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0}  # bytes per cached element
+WEIGHT_PRECISIONS = {p: DTYPE_BYTES[p] for p in ("bf16", "fp16", "fp8", "int4")}  # bytes per weight
+KV_PRECISIONS = {p: DTYPE_BYTES[p] for p in ("bf16", "fp16", "fp8")}  # bytes per cached element
 MAX_TOTAL_TOKENS = 10_000_000  # prompt + output + reasoning per request
 MAX_BATCH = 1_000_000
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from estimator.calibration import Calibration
+from estimator.hardware import DTYPE_BYTES  # the one dtype-size table
 from estimator.kernels import allreduce_time_s, gemm_time_s, memory_time_s, send_recv_time_s
-
-DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4, "fp8": 1}
 
 
 def kernel_kind(rec: dict) -> str:

@@ -35,8 +35,7 @@ HOLDOUT_MOD = 5  # 1 in 5 shapes held out
 HOLDOUT_MIN_KIND = 5
 HOLDOUT_WARN = 0.25  # fit warns, and records it, when the held-out median time error is over this
 PRECISION_OF = {"bf16": "bf16", "fp16": "fp16", "fp32": "fp32", "fp8": "fp8"}
-DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4, "fp8": 1}
-
+from estimator.hardware import DTYPE_BYTES  # the one dtype-size table
 
 # --- inputs ------------------------------------------------------------------------------------
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from estimator.hardware import DTYPE_BYTES  # the one dtype-size table
 from estimator.memory import block_param_count, block_training_peak_bytes
 from estimator.model import ModelSpec, validate
 
-DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4, "fp8": 1}
 KINDS = ("gemm", "attention", "block", "decode", "elementwise", "idle", "collective")
 MODES = ("fwd", "fwd_bwd")
 
