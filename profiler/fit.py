@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from estimator.errors import EstimatorInputError
+from estimator.hardware import DTYPE_BYTES  # the one dtype-size table
 from hardware_db import devices
 from profiler.sweep import MEASUREMENTS, RUN_FILE, read_records, utc_now
 
@@ -35,7 +36,6 @@ HOLDOUT_MOD = 5  # 1 in 5 shapes held out
 HOLDOUT_MIN_KIND = 5
 HOLDOUT_WARN = 0.25  # fit warns, and records it, when the held-out median time error is over this
 PRECISION_OF = {"bf16": "bf16", "fp16": "fp16", "fp32": "fp32", "fp8": "fp8"}
-from estimator.hardware import DTYPE_BYTES  # the one dtype-size table
 
 # --- inputs ------------------------------------------------------------------------------------
 
