@@ -1,21 +1,29 @@
 """Shared pieces of the dashboard: URL-backed widgets, cached estimate calls and number formatting.
 
 Every number shown comes from ``estimator.training.estimate_training(...).to_dict()`` (or another estimator
-API); this module only parses inputs, caches calls and formats results. No cost formula lives here.
+API); this module only parses inputs into the estimator's config records, caches calls and formats results with
+``estimator.formatting`` and the labels of ``estimator.results.METRICS`` (shared with the CLI and the benchmark
+report). No cost formula lives here.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
+from estimator.config import ServingConfig, TrainingConfig
 from estimator.errors import EstimatorInputError
 from estimator.flops import RECOMPUTE
-from estimator.training import HEADLINE, PRECISIONS, estimate_training
+from estimator.formatting import fmt as _fmt
+from estimator.formatting import metric_text
+from estimator.hardware import TRAINING_PRECISIONS as PRECISIONS
+from estimator.results import METRICS
+from estimator.training import estimate_training
 
 REPO = Path(__file__).resolve().parent.parent
 AUTO = "(auto)"
@@ -25,18 +33,28 @@ DEFAULT = "(default)"
 
 
 def _cast(value: str, like):
-    """Parse a query-parameter string into the type of ``like`` (the widget default)."""
+    """Parse a query-parameter string into the type of ``like`` (the widget default); ValueError if it is not one."""
     if isinstance(like, bool):
         return value.lower() in ("1", "true", "yes")
     if isinstance(like, int):
-        return int(float(value))
+        v = float(value)
+        if not math.isfinite(v) or v != int(v):
+            raise ValueError(f"{value!r} is not a whole number")
+        return int(v)
     if isinstance(like, float):
-        return float(value)
+        v = float(value)
+        if not math.isfinite(v):
+            raise ValueError(f"{value!r} is not a finite number")
+        return v
     return value
 
 
 def init_state(key: str, default, options: list | None = None) -> None:
-    """Seed ``st.session_state[key]`` from the URL (``?key=value``) once, else from ``default``."""
+    """Seed ``st.session_state[key]`` from the URL (``?key=value``) once, else from ``default``.
+
+    A URL value that is not usable (not a number, not one of the options) is reported with ``st.error`` once and
+    the default is used instead: the widget then shows what the estimate really uses.
+    """
     if key in st.session_state:
         return
     raw = st.query_params.get(key)
@@ -44,10 +62,13 @@ def init_state(key: str, default, options: list | None = None) -> None:
     if raw is not None:
         try:
             value = _cast(raw, default)
-        except ValueError:
+        except (ValueError, OverflowError):
+            value = None
+        if value is None or (options is not None and value not in options):
+            allowed = "" if options is None else f" (one of {', '.join(map(str, options[:8]))}" + (
+                " ...)" if len(options) > 8 else ")")
+            st.error(f"URL parameter {key}={raw[:40]!r} is not valid{allowed}; using the default {default!r}")
             value = default
-    if options is not None and value not in options:
-        value = default
     st.session_state[key] = value
 
 
@@ -105,6 +126,8 @@ def parse_number(text: str | None):
     s = str(text).strip().replace(",", "").replace("_", "")
     if not s:
         return None
+    if re.fullmatch(r"[+-]?[0-9]{1,15}", s):
+        return int(s)  # "0" stays 0, so the estimator's message quotes what was typed
     try:
         return float(s)
     except ValueError:
@@ -134,9 +157,37 @@ def region_list() -> list[str]:
 
 @st.cache_data(show_spinner=False)
 def region_labels() -> dict[str, str]:
+    """Region id -> "DEU — Germany (381 g/kWh)"; the default entry names the region it stands for."""
+    from estimator.hardware import assumption
     from hardware_db.regions import list_regions
 
-    return {r.region: f"{r.region} — {r.name} ({r.g_per_kwh:.0f} g/kWh)" for r in list_regions()}
+    labels = {r.region: f"{r.region} — {r.name} ({r.g_per_kwh:.0f} g/kWh)" for r in list_regions()}
+    default = str(assumption("default_region").value)
+    labels[DEFAULT] = f"{DEFAULT} {labels.get(default, default)}"
+    return labels
+
+
+def region_select(form: Form, name: str, label: str, default: str = DEFAULT, where=st) -> str | None:
+    """A region selectbox with labelled names (searchable by country or cloud-region name); None = the default.
+
+    Only listed regions can be chosen, so the label shown is always the region the estimate uses: text typed into
+    the box that matches no region selects nothing and the box keeps showing the region in effect.
+    """
+    regions = [DEFAULT, *region_list()]
+    labels = region_labels()
+    k = form.key(name)
+    form.defaults[k] = default
+    init_state(k, default, regions)
+    reg = where.selectbox(label, regions, key=k, format_func=lambda r: labels.get(r, r))
+    return None if reg in (DEFAULT, None) else reg
+
+
+def grid_caption(d: dict) -> str:
+    """Which grid carbon intensity an estimate used, from its assumptions record ("Germany, 381 gCO2e/kWh")."""
+    g = d["assumptions"].get("grid_intensity_g_per_kwh", {})
+    src = str(g.get("source", ""))
+    where = "user input" if src.startswith("user input") else src.split(":")[0]
+    return f"Grid intensity used: {where}, {fmt_value(g.get('value'), 'gCO2e/kWh')}"
 
 
 ARCH_FIELDS = (("layers", "Layers"), ("d_model", "d_model"), ("heads", "Attention heads"), ("kv_heads", "KV heads"),
@@ -174,14 +225,7 @@ def scenario_inputs(form: Form, full: bool = True, defaults: dict | None = None,
     kw["gpus"] = parse_number(form.text("gpus", "GPU count (blank = enough for ~90 days)", d["gpus"], where=where))
     prec = form.select("precision", "Precision", [AUTO, *PRECISIONS], d["precision"], where=where)
     kw["precision"] = None if prec == AUTO else prec
-    regions = [DEFAULT, *region_list()]
-    labels = region_labels()
-    k = form.key("region")
-    form.defaults[k] = d["region"]
-    init_state(k, d["region"], regions)
-    reg = where.selectbox("Region (grid carbon intensity)", regions, key=k,
-                          format_func=lambda r: labels.get(r, r))
-    kw["region"] = None if reg == DEFAULT else reg
+    kw["region"] = region_select(form, "region", "Region (grid carbon intensity)", d["region"], where=where)
     if full:
         with where.expander("Parallel layout (blank = fastest layout that fits)"):
             for name, label in LAYOUT_FIELDS:
@@ -221,15 +265,15 @@ def _estimate_cached(key: str) -> tuple[dict, pd.DataFrame]:
     return estimate_dict(kw)
 
 
-def estimate_dict(kwargs: dict) -> tuple[dict, pd.DataFrame]:
-    """``estimate_training`` with a preset name resolved; returns (to_dict(), to_frame())."""
+def training_config(kwargs: dict) -> TrainingConfig:
+    """The dashboard's inputs as the estimator's validated record (a preset is the model's name)."""
     kw = dict(kwargs)
-    model = None
-    if "preset" in kw:
-        from estimator.presets import load_preset
+    return TrainingConfig(model=kw.pop("preset", None), **kw)
 
-        model = load_preset(kw.pop("preset"))
-    e = estimate_training(model, **kw)
+
+def estimate_dict(kwargs: dict) -> tuple[dict, pd.DataFrame]:
+    """``estimate_training(TrainingConfig(...))``; returns (to_dict(), to_frame())."""
+    e = estimate_training(training_config(kwargs))
     return e.to_dict(), e.to_frame()
 
 
@@ -238,56 +282,86 @@ def estimate(kwargs: dict) -> tuple[dict, pd.DataFrame]:
     return _estimate_cached(_freeze(kwargs))
 
 
-def run_or_error(kwargs: dict, where=st):
-    """The estimate, or None after showing the input problem in place (never a traceback)."""
+#: what a bad input can raise on its way through the estimator: its own one-line EstimatorInputError (a
+#: ValueError), TypeError for a wrong type, and what a hostile calibration file can still provoke in parsing
+INPUT_ERRORS = (ValueError, TypeError, ArithmeticError, RecursionError)
+
+
+def error_text(err: BaseException) -> str:
+    """One line for ``st.error``: the estimator's own message, else the exception's first line."""
+    if isinstance(err, EstimatorInputError):
+        return str(err)
+    if isinstance(err, RecursionError):
+        return "invalid input: nested too deeply to read; check the file or the fields above"
+    if "integer string conversion" in str(err):
+        return "invalid input: a number with thousands of digits cannot be read; check the file or the fields above"
+    first = (str(err).splitlines() or [""])[0][:200]
+    return f"invalid input: {first or type(err).__name__}; check the fields above"
+
+
+def try_call(fn, kwargs, where=st):
+    """``fn(kwargs)`` or None after showing the input problem in place with ``st.error`` (never a traceback)."""
     try:
-        return estimate(kwargs)
-    except EstimatorInputError as err:
-        where.error(str(err))
-    except (ValueError, TypeError) as err:  # a malformed number the estimator did not word itself
-        where.error(f"invalid input: {err}; check the fields above")
+        return fn(kwargs)
+    except INPUT_ERRORS as err:
+        where.error(error_text(err))
     return None
+
+
+def run_or_error(kwargs: dict, where=st):
+    """The training estimate, or None after showing the input problem in place (never a traceback)."""
+    return try_call(estimate, kwargs, where)
+
+
+def show_warnings(d: dict, where=st) -> None:
+    """The estimate's warnings (e.g. 'no published price ...: cost not estimated'), one ``st.warning`` each."""
+    for w in d.get("warnings", ()):
+        where.warning(w)
 
 
 # --------------------------------------------------------------------------- formatting
 
-LABELS = {"flops": "Training compute (FLOP)", "gpu_hours": "GPU-hours", "wall_clock_days": "Wall-clock time",
-          "mfu": "MFU", "avg_power_mw": "Average facility power", "peak_power_mw": "Peak facility power",
-          "energy_mwh": "Energy (facility)", "co2e_tonnes": "Operational CO2e",
-          "embodied_co2e_tonnes": "Embodied CO2e", "cost_usd": "Cost", "memory_per_gpu_gb": "Memory per GPU"}
-UNITS = dict(HEADLINE) | {"gpu_hours": "GPU-h", "wall_clock_days": "days", "mfu": ""}
+NOT_ESTIMATED = "—"
 
 
-def sig(v: float) -> str:
-    """Three significant figures, thousands separated; scientific above 1e15."""
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "—"
-    a = abs(v)
-    if a >= 1e15:
-        return f"{v:.3g}"
-    if a >= 1000:
-        return f"{v:,.0f}"
-    if a == 0:
-        return "0"
-    return f"{v:.3g}"
+def label(key: str) -> str:
+    """A metric's label from ``estimator.results.METRICS`` (the CLI and the benchmark report use the same)."""
+    m = METRICS.get(key)
+    return m.label if m else key
 
 
-def fmt(key: str, v: float) -> str:
-    """A headline value as shown on the page (the tests compare against this of ``to_dict()[key]``)."""
-    if key == "mfu":
-        return f"{v:.1%}"
-    if key == "cost_usd":
-        return f"${sig(v)}"
-    if key == "flops":
-        return f"{v:.3g}"
-    if key == "gpu_hours":
-        return sig(v)
-    return f"{sig(v)} {UNITS.get(key, '')}".strip()
+def fmt(key: str, v) -> str:
+    """A metric as shown on the page: ``estimator.formatting.metric_text`` (the tests compare against this);
+    None (not estimated: no price, no embodied figure) is shown as "—"."""
+    return metric_text(key, v)
+
+
+def fmt_value(v, unit: str = "") -> str:
+    """A number that is not a headline metric (fleet figures, inputs), with ``estimator.formatting.fmt``."""
+    if v is None:
+        return NOT_ESTIMATED
+    if unit == "USD":
+        return f"${_fmt(v)}"
+    text = _fmt(v, unit)
+    return f"{text} {unit}".strip() if unit and unit not in ("fraction", "ratio") else text
+
+
+def metric(where, key: str, d: dict, name: str | None = None) -> None:
+    """``st.metric`` of ``d[key]`` with its range, or "—" and "not estimated" where the estimator gave None."""
+    v = d.get(key)
+    where.metric(name or label(key), fmt(key, v), help=f"to_dict()['{key}']")
+    if v is None:
+        where.caption("not estimated (see the warning below)")
+        return
+    r = fmt_range(key, d)
+    if r:
+        where.caption(r)
 
 
 def fmt_range(key: str, d: dict) -> str | None:
+    """"range LOW – HIGH" of a metric, or None where it has no range (or an open end)."""
     r = d.get("ranges", {}).get(key)
-    if not r:
+    if not r or r[0] is None or r[1] is None:
         return None
     return f"range {fmt(key, r[0])} – {fmt(key, r[1])}"
 
@@ -338,34 +412,15 @@ def optional_module(name: str):
 # --------------------------------------------------------------------------- other estimator APIs, cached
 
 
-def _with_preset(kwargs: dict) -> dict:
-    kw = dict(kwargs)
-    if "preset" in kw:
-        from estimator.presets import load_preset
-
-        kw["model"] = load_preset(kw.pop("preset"))
-    return kw
-
-
 @st.cache_data(show_spinner=False, max_entries=1024)
 def _inference_cached(key: str) -> tuple[dict, pd.DataFrame]:
     from estimator.inference import estimate_inference
 
-    e = estimate_inference(**_with_preset(json.loads(key)))
+    kw = json.loads(key)
+    e = estimate_inference(ServingConfig(model=kw.pop("preset", None), **kw))
     return e.to_dict(), e.to_frame()
 
 
 def estimate_serving(kwargs: dict) -> tuple[dict, pd.DataFrame]:
-    """Cached ``estimator.inference.estimate_inference`` keyed by the inputs: (to_dict(), to_frame())."""
+    """Cached ``estimate_inference(ServingConfig(...))`` keyed by the inputs: (to_dict(), to_frame())."""
     return _inference_cached(json.dumps(kwargs, sort_keys=True, default=str))
-
-
-def try_call(fn, kwargs: dict, where=st):
-    """``fn(kwargs)`` or None after showing an input problem in place."""
-    try:
-        return fn(kwargs)
-    except EstimatorInputError as err:
-        where.error(str(err))
-    except (ValueError, TypeError) as err:
-        where.error(f"invalid input: {err}; check the fields above")
-    return None

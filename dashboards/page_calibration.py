@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +11,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboards.common import REPO, Form
-from estimator.errors import EstimatorInputError
+from dashboards.common import INPUT_ERRORS, REPO, Form, error_text
 
 CAL_DIR = REPO / "hardware_db" / "calibrations"
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # a fit with its hold-out scores is a few kB; refuse anything absurd
 RESULTS_DIR = REPO / "benchmarks" / "results"
 REPORT = REPO / "benchmarks" / "REPORT.md"
 
@@ -51,46 +52,73 @@ def power_chart(cal) -> go.Figure | None:
     return fig
 
 
-def calibration_section(form: Form) -> None:
+def _load(p: Path):
+    """``load_calibration`` of ``p``, or None after one ``st.error`` line (bad JSON, deep nesting, huge numbers)."""
     from estimator.calibration import load_calibration
 
+    try:
+        return load_calibration(p)
+    except INPUT_ERRORS as err:
+        st.error(error_text(err))
+    return None
+
+
+def _load_upload(upload):
+    """An uploaded calibration file, read through ``load_calibration`` like a file on disk (None after st.error)."""
+    data = upload.getvalue()
+    if len(data) > MAX_UPLOAD_BYTES:
+        st.error(f"calibration upload {upload.name} is {len(data) / 1e6:.0f} MB; a calibration file is a few kB: "
+                 "upload the JSON that 'profile-gpu fit' wrote")
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / (Path(upload.name).name or "calibration.json")
+        p.write_bytes(data)
+        return _load(p)
+
+
+def calibration_section(form: Form) -> None:
     st.subheader("Calibration")
     files = calibration_files()
     if not files:
         st.info(f"No calibration files in {CAL_DIR.relative_to(REPO)}/ yet. Measure a GPU with "
                 "'profile-gpu sweep' then 'profile-gpu fit', or give a file's path below.")
+    upload = st.file_uploader("Upload a calibration file (JSON from 'profile-gpu fit')", type=["json"],
+                              key="cal_upload")
     path = form.text("path", "Calibration file", files[0] if files else "")
-    if not path.strip():
+    if upload is not None:
+        cal, p = _load_upload(upload), None
+    elif path.strip():
+        p = Path(path)
+        p = p if p.is_absolute() else REPO / p
+        cal = _load(p)
+    else:
         return
-    p = Path(path)
-    p = p if p.is_absolute() else REPO / p
-    try:
-        cal = load_calibration(p)
-    except EstimatorInputError as err:
-        st.error(str(err))
+    if cal is None:
         return
     st.caption(f"{cal.id}: {cal.device_name} ({cal.accelerator_id or cal.device_type})")
     st.dataframe(pd.DataFrame([{"precision": k, **v} for k, v in cal.kernel_model.items()]), hide_index=True)
     st.json({"holdout": cal.holdout, "memory": cal.memory, "power": cal.power}, expanded=False)
     meas = (cal.raw.get("measurements") or {}).get("file")
-    mpath = p.parent / meas if meas else None
+    mpath = p.parent / meas if (meas and p is not None) else None
+    records = []
     if mpath is None or not mpath.is_file():
         st.info("The measurements file of this calibration is not next to it, so only the fit is shown.")
-        records = []
     else:
         from profiler.sweep import read_records
 
         try:
             records = [r for r in read_records(mpath) if r.get("status") == "ok"]
-        except EstimatorInputError as err:
-            st.error(str(err))
-            records = []
-    fig = kernel_chart(records, cal)
-    if fig is not None:
-        st.plotly_chart(fig, key="cal_kernels")
-    fig = power_chart(cal)
-    if fig is not None:
-        st.plotly_chart(fig, key="cal_power")
+        except INPUT_ERRORS as err:
+            st.error(error_text(err))
+    try:
+        fig = kernel_chart(records, cal)
+        if fig is not None:
+            st.plotly_chart(fig, key="cal_kernels")
+        fig = power_chart(cal)
+        if fig is not None:
+            st.plotly_chart(fig, key="cal_power")
+    except INPUT_ERRORS as err:  # a measurement row the chart cannot read
+        st.error(error_text(err))
 
 
 def benchmark_chart(df: pd.DataFrame, title: str) -> go.Figure:
@@ -119,7 +147,11 @@ def benchmark_section() -> None:
     csvs = sorted(RESULTS_DIR.glob("*.csv")) if RESULTS_DIR.is_dir() else []
     shown = 0
     for f in csvs:
-        df = pd.read_csv(f)
+        try:
+            df = pd.read_csv(f)
+        except (OSError, ValueError) as err:
+            st.error(f"{f.name}: not a readable CSV ({error_text(err)})")
+            continue
         if {"predicted", "reported"} <= set(df.columns):
             st.plotly_chart(benchmark_chart(df, f.name), key=f"bench_{f.stem}")
             shown += 1

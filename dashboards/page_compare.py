@@ -9,7 +9,23 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from dashboards.common import LABELS, Form, fmt, init_state, run_or_error, scenario_inputs, sync_url
+from dashboards.common import (
+    AUTO,
+    DEFAULT,
+    PRECISIONS,
+    Form,
+    fmt,
+    gpu_list,
+    grid_caption,
+    init_state,
+    label,
+    preset_list,
+    region_list,
+    run_or_error,
+    scenario_inputs,
+    show_warnings,
+    sync_url,
+)
 
 METRICS = ("gpu_hours", "wall_clock_days", "energy_mwh", "co2e_tonnes", "cost_usd")
 TABLE_METRICS = ("flops", "gpus", *METRICS, "embodied_co2e_tonnes", "mfu", "avg_power_mw", "memory_per_gpu_gb")
@@ -26,24 +42,27 @@ TRAINING_FIELDS = ("source", "preset", "params", "active_params", "tokens", "gpu
 
 def _copy_training(slot: int) -> None:
     """Button callback: copy the Training page's scenario (from the URL) into a slot."""
+    choices = {"source": ["preset", "parameters"], "preset": preset_list(), "gpu": gpu_list(),
+               "precision": [AUTO, *PRECISIONS], "region": [DEFAULT, *region_list()]}
     for f in TRAINING_FIELDS:
         v = st.query_params.get(f"t_{f}")
         k = f"c{slot}_{f}"
+        if v is not None and f in choices and v not in choices[f]:
+            v = None  # not an option of the select box (a hand-edited link): keep the slot's default
         if v is not None:
             st.session_state[k] = v
         elif k in st.session_state:
             del st.session_state[k]  # back to the slot's default on the next run
 
 
-def label(i: int, d: dict) -> str:
-    return f"{LETTERS[i]}: {d['model']['name']} · {d['gpus']} x {d['gpu']} · {d['precision']} · " \
-           f"{d['assumptions'].get('grid_region', '')}"
+def scenario_label(i: int, d: dict) -> str:
+    return f"{LETTERS[i]}: {d['model']['name']} · {d['gpus']} x {d['gpu']} · {d['precision']} · {grid_caption(d)}"
 
 
 def table(results: list[tuple[int, dict]]) -> pd.DataFrame:
     rows = []
     for key in TABLE_METRICS:
-        row = {"metric": LABELS.get(key, "GPUs")}
+        row = {"metric": "GPUs" if key == "gpus" else label(key)}
         for i, d in results:
             row[LETTERS[i]] = f"{d[key]:,}" if key == "gpus" else fmt(key, d[key])
         rows.append(row)
@@ -51,14 +70,18 @@ def table(results: list[tuple[int, dict]]) -> pd.DataFrame:
 
 
 def bars(results: list[tuple[int, dict]]) -> go.Figure:
-    fig = make_subplots(rows=1, cols=len(METRICS), subplot_titles=[LABELS[k] for k in METRICS])
+    fig = make_subplots(rows=1, cols=len(METRICS), subplot_titles=[label(k) for k in METRICS])
     colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]
     for j, key in enumerate(METRICS, start=1):
         for i, d in results:
-            lo, hi = d["ranges"].get(key, (d[key], d[key]))
-            fig.add_trace(go.Bar(x=[LETTERS[i]], y=[d[key]], name=LETTERS[i], marker_color=colors[i],
-                                 showlegend=j == 1, error_y={"type": "data", "symmetric": False, "array": [hi - d[key]],
-                                                                 "arrayminus": [d[key] - lo]}), row=1, col=j)
+            v = d[key]
+            if v is None:  # not estimated (no price): no bar; the table shows "—" and the warning says why
+                continue
+            lo, hi = d["ranges"].get(key) or (v, v)
+            lo, hi = (v if lo is None else lo), (v if hi is None else hi)
+            fig.add_trace(go.Bar(x=[LETTERS[i]], y=[v], name=LETTERS[i], marker_color=colors[i],
+                                 showlegend=j == 1, error_y={"type": "data", "symmetric": False, "array": [hi - v],
+                                                             "arrayminus": [v - lo]}), row=1, col=j)
     fig.update_layout(height=380, margin={"l": 10, "r": 10, "t": 40, "b": 10}, barmode="group")
     return fig
 
@@ -81,10 +104,11 @@ def render() -> None:
             res = run_or_error(kw)
             if res is not None:
                 results.append((i, res[0]))
+                show_warnings(res[0])
     if not results:
         return
     for i, d in results:
-        st.caption(label(i, d))
+        st.caption(scenario_label(i, d))
     st.dataframe(table(results), hide_index=True)
     st.plotly_chart(bars(results), key="cmp_bars")
     frame = pd.concat([pd.DataFrame([{"scenario": LETTERS[i], **{k: d[k] for k in TABLE_METRICS}}])

@@ -11,15 +11,17 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboards.common import (
-    DEFAULT,
-    LABELS,
+    INPUT_ERRORS,
     Form,
+    error_text,
     fmt,
     gpu_list,
+    label,
     optional_module,
     parse_number,
-    region_list,
+    region_select,
     run_or_error,
+    show_warnings,
 )
 from estimator.errors import EstimatorInputError
 
@@ -55,8 +57,8 @@ def curve(law, n_opt: float, d_opt: float, mode: str, base_kw: dict) -> pd.DataF
 
                 r = estimate(base_kw | {"params": float(n), "tokens": float(d)})[0]
                 row["cost_usd"], row["gpu_hours"] = r["cost_usd"], r["gpu_hours"]
-            except EstimatorInputError as err:
-                row["note"] = str(err)
+            except INPUT_ERRORS as err:
+                row["note"] = error_text(err)
         row["beyond_text"] = d is not None and d > HIGH_QUALITY_TEXT_TOKENS[0]
         rows.append(row)
     return pd.DataFrame(rows)
@@ -91,16 +93,16 @@ def render() -> None:
     budget = parse_number(form.text("budget", "Compute budget C = 6ND (FLOP)", "1e24", where=c1))
     law_id = form.select("law", "Scaling law", list(scaling.LAWS), scaling.DEFAULT_LAW, where=c2)
     gpu = form.select("gpu", "GPU type", gpu_list(), "h100-sxm", where=c3)
-    region = form.select("region", "Region", [DEFAULT, *region_list()], DEFAULT, where=c4)
+    region = region_select(form, "region", "Region", where=c4)
     mode = form.radio("mode", "Cost curve", ["fixed loss", "fixed tokens"], "fixed loss")
     form.sync()
     try:
         law = scaling.get_law(law_id)
-        if not isinstance(budget, float):
+        if isinstance(budget, bool) or not isinstance(budget, (int, float)):
             raise EstimatorInputError(f"compute budget must be a number, got {budget!r}", "e.g. 1e24")
-        n_opt, d_opt = law.allocate(budget)
-    except EstimatorInputError as err:
-        st.error(str(err))
+        n_opt, d_opt = law.allocate(float(budget))
+    except INPUT_ERRORS as err:
+        st.error(error_text(err))
         return
     st.caption(f"{law.name}. Source: {law.source}")
     m = st.columns(4)
@@ -113,16 +115,21 @@ def render() -> None:
         st.warning(f"This plan needs {d_opt:.3g} tokens: more than the ~10-20T tokens of high-quality text "
                    f"available today (effective stock of public human text: {stock.value:.3g} tokens, "
                    f"{stock.source.split(':')[0]}). Expect repeated or synthetic data.")
-    base_kw = {"gpu": gpu} | ({} if region == DEFAULT else {"region": region})
+    base_kw = {"gpu": gpu} | ({} if region is None else {"region": region})
     res = run_or_error(base_kw | {"params": n_opt, "tokens": d_opt})
     if res is not None:
         d = res[0]
         k = st.columns(5)
         for c, key in zip(k, ("gpus", "gpu_hours", "wall_clock_days", "co2e_tonnes", "cost_usd"), strict=True):
-            c.metric(LABELS.get(key, "GPUs"),
-                     f"{d['gpus']:,}" if key == "gpus" else fmt(key, d[key]))
+            c.metric("GPUs" if key == "gpus" else label(key), f"{d['gpus']:,}" if key == "gpus" else fmt(key, d[key]))
+            if key != "gpus" and d[key] is None:
+                c.caption("not estimated (see the warning below)")
+        show_warnings(d)
     df = curve(law, n_opt, d_opt, mode, base_kw)
-    st.plotly_chart(curve_chart(df, n_opt, mode), key="sc_curve")
+    if df["cost_usd"].notna().any():
+        st.plotly_chart(curve_chart(df, n_opt, mode), key="sc_curve")
+    else:
+        st.info("Cost not estimated at any size (no price for this GPU), so there is no cost curve.")
     st.dataframe(df, hide_index=True)
     st.download_button("Download CSV", df.to_csv(index=False), file_name="scaling.csv", mime="text/csv",
                        key="sc_csv")

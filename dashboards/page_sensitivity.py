@@ -1,73 +1,58 @@
 """Sensitivity: a tornado chart of how far each uncertain input moves GPU-hours, energy, CO2e and cost.
 
-Each bar is ``estimate_training`` re-run with one input at the low or high end recorded in the base estimate's
-``assumptions`` (or, for efficiency, the MFU scaled by the efficiency range), everything else unchanged.
+Each bar is ``estimate_training`` re-run with one input set to the low or high end that the base estimate's
+``assumptions`` record gives it (for efficiency: the MFU at the estimator's own time corners,
+``estimator.ranges.time_corners``), everything else unchanged. No power, carbon, price or range formula lives here.
 """
 
 from __future__ import annotations
 
-import inspect
+from dataclasses import fields
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboards.common import LABELS, Form, fmt, run_or_error, sig
+from dashboards.common import Form, fmt, label, run_or_error, show_warnings
 from dashboards.page_training import training_form
-from estimator.training import estimate_training
+from estimator.config import TrainingConfig
+from estimator.ranges import time_corners
 
 METRICS = ("gpu_hours", "energy_mwh", "co2e_tonnes", "cost_usd")
-
-
-def _accepts(name: str) -> bool:
-    return name in inspect.signature(estimate_training).parameters
+#: (label, the TrainingConfig field a bar sets, the assumptions-record key that holds its low/high, unit)
+RANGED_INPUTS = (("GPU power (busy)", "gpu_power_w", "gpu_busy_power_w", "W"),
+                 ("PUE", "pue", "pue", ""),
+                 ("Grid intensity", "grid_intensity", "grid_intensity_g_per_kwh", "gCO2e/kWh"),
+                 ("Price per GPU-hour", "price_per_gpu_hour", "price_per_gpu_hour", "USD/GPU-hour"),
+                 ("Failure rate (goodput)", "failure_rate_per_gpu_hour", "failure_rate_per_gpu_hour",
+                  "per GPU-hour"))
+CONFIG_FIELDS = frozenset(f.name for f in fields(TrainingConfig))
 
 
 def variations(kw: dict, d: dict) -> tuple[list[tuple[str, dict, dict, str]], list[str]]:
-    """(input label, kwargs at low, kwargs at high, what low/high are) for every input the API can vary, and
-    notes on uncertain inputs it cannot vary yet."""
-    from hardware_db import assumption
-
+    """(input label, inputs at low, inputs at high, what low/high are) for every input whose range the base
+    estimate records, and a note for each uncertain input without one (a user input has no range)."""
     A = d["assumptions"]
     out, notes = [], []
     eff = A.get("efficiency_range", {}).get("value")
-    if eff:
+    if eff and "mfu" not in kw:
+        fast, slow = time_corners(float(eff))  # times x fast / x slow: MFU / fast (higher) and MFU / slow (lower)
         m = d["mfu"]
-        out.append(("Efficiency (MFU)", kw | {"mfu": m / (1 + eff)}, kw | {"mfu": min(1.0, m * (1 + eff))},
-                    (f"MFU {m / (1 + eff):.1%} / {min(1.0, m * (1 + eff)):.1%} (±{eff:.0%}: "
-                    f"{A['efficiency_range'].get('source', '')})")))
-    p = A.get("gpu_busy_power_w", {})
-    if p.get("low") is not None:
-        out.append(("GPU power (busy)", kw | {"gpu_power_w": p["low"]}, kw | {"gpu_power_w": p["high"]},
-                    f"{p['low']:g} / {p['high']:g} W"))
+        lo, hi = m / slow, min(1.0, m / fast)
+        out.append(("Efficiency (MFU)", kw | {"mfu": lo}, kw | {"mfu": hi},
+                    f"MFU {lo:.1%} / {hi:.1%} (±{float(eff):.0%}: {A['efficiency_range'].get('source', '')})"))
     else:
-        notes.append("GPU power: no range recorded (user input or calibration)")
-    p = A.get("pue", {})
-    if p.get("low") is not None:
-        out.append(("PUE", kw | {"pue": p["low"]}, kw | {"pue": p["high"]}, f"{p['low']:g} / {p['high']:g}"))
-    else:
-        notes.append("PUE: no range (user input)")
-    g = A.get("grid_intensity_g_per_kwh", {})
-    if "grid_intensity" not in kw:
-        rel = float(assumption("grid_intensity_rel_range").value)
-        lo, hi = g["value"] * (1 - rel), g["value"] * (1 + rel)
-        out.append(("Grid intensity", kw | {"grid_intensity": lo}, kw | {"grid_intensity": hi},
-                    f"{lo:.0f} / {hi:.0f} gCO2e/kWh (±{rel:.0%}, grid_intensity_rel_range)"))
-    else:
-        notes.append("Grid intensity: no range (user input)")
-    p = A.get("price_per_gpu_hour", {})
-    if p.get("low") is not None and p["low"] != p["high"]:
-        out.append(("Price per GPU-hour", kw | {"price_per_gpu_hour": p["low"]},
-                    kw | {"price_per_gpu_hour": p["high"]}, f"${p['low']:g} / ${p['high']:g}"))
-    else:
-        notes.append("Price: no range (user input or a single published price)")
-    f = A.get("failure_rate_per_gpu_hour", {})
-    if _accepts("failure_rate_per_gpu_hour") and f.get("low") is not None:
-        out.append(("Failure rate (goodput)", kw | {"failure_rate_per_gpu_hour": f["low"]},
-                    kw | {"failure_rate_per_gpu_hour": f["high"]}, f"{f['low']:.3g} / {f['high']:.3g} per GPU-hour"))
-    else:
-        notes.append("Failure rate / goodput: estimate_training has no failure-rate input yet, so it cannot be "
-                     "varied here (its effect is inside the GPU-hours range on the Training page)")
+        notes.append("Efficiency (MFU): no range (MFU given as an input)")
+    for name, field, key, unit in RANGED_INPUTS:
+        a = A.get(key, {})
+        lo, hi = a.get("low"), a.get("high")
+        if field not in CONFIG_FIELDS:
+            notes.append(f"{name}: the estimator has no '{field}' input, so it cannot be varied here")
+        elif field in kw or lo is None or hi is None or lo == hi:
+            why = "user input" if field in kw else ("no value" if a.get("value") is None else "a single value")
+            notes.append(f"{name}: no range recorded ({why})")
+        else:
+            out.append((name, kw | {field: lo}, kw | {field: hi}, f"{lo:.4g} / {hi:.4g} {unit}".strip()))
     return out, notes
 
 
@@ -78,8 +63,8 @@ def tornado(rows: pd.DataFrame, base: float, metric: str) -> go.Figure:
                          name="input at low", marker_color="#2ca02c"))
     fig.add_trace(go.Bar(y=r["input"], x=r[f"{metric}_high"] - base, base=base, orientation="h",
                          name="input at high", marker_color="#d62728"))
-    fig.add_vline(x=base, line_dash="dash", annotation_text=f"base {sig(base)}")
-    fig.update_layout(barmode="overlay", title=f"{LABELS[metric]}: effect of each input", height=360,
+    fig.add_vline(x=base, line_dash="dash", annotation_text=f"base {fmt(metric, base)}")
+    fig.update_layout(barmode="overlay", title=f"{label(metric)}: effect of each input", height=360,
                       margin={"l": 10, "r": 10, "t": 40, "b": 10})
     return fig
 
@@ -94,6 +79,7 @@ def render() -> None:
     if res is None:
         return
     d = res[0]
+    show_warnings(d)
     vs, notes = variations(kw, d)
     rows = []
     for name, lo_kw, hi_kw, what in vs:
@@ -110,9 +96,15 @@ def render() -> None:
     mform.sync()
     cols = st.columns(len(METRICS))
     for c, m in zip(cols, METRICS, strict=True):
-        c.metric(f"Base {LABELS[m]}", fmt(m, d[m]))
-    if not frame.empty:
+        c.metric(f"Base {label(m)}", fmt(m, d[m]))
+        if d[m] is None:
+            c.caption("not estimated (see the warning above)")
+    if d[metric] is None:
+        st.info(f"{label(metric)} is not estimated for this scenario (see the warning above), so it has no "
+                "tornado; pick another metric.")
+    elif not frame.empty:
         st.plotly_chart(tornado(frame, d[metric], metric), key="sens_tornado")
+    if not frame.empty:
         st.dataframe(frame, hide_index=True)
         st.download_button("Download CSV", frame.to_csv(index=False), file_name="sensitivity.csv", mime="text/csv",
                            key="sens_csv")

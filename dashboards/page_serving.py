@@ -13,35 +13,31 @@ from plotly.subplots import make_subplots
 
 from dashboards.common import (
     AUTO,
-    DEFAULT,
+    INPUT_ERRORS,
     Form,
     estimate_serving,
+    fmt_value,
     gpu_list,
+    grid_caption,
+    metric,
     optional_module,
     parse_number,
     preset_list,
-    region_list,
-    sig,
+    region_select,
+    show_warnings,
     try_call,
 )
-from estimator.errors import EstimatorInputError
+from estimator.config import WEIGHT_PRECISIONS
 
-HEADLINE = (("ttft_ms", "Time to first token", "ms"), ("tpot_ms", "Time per output token", "ms"),
-            ("tokens_per_second_per_gpu", "Throughput per GPU", "token/s"),
-            ("energy_per_output_token_j", "GPU energy per output token", "J"),
-            ("facility_energy_per_query_wh", "Facility energy per query", "Wh"),
-            ("co2e_per_query_g", "CO2e per query", "g"),
-            ("cost_per_million_output_tokens_usd", "Cost per 1M output tokens", "USD"))
-FLEET = (("replicas", "Replicas"), ("gpus", "GPUs"), ("avg_power_mw", "Average power (MW)"),
-         ("annual_energy_mwh", "Energy per year (MWh)"), ("annual_co2e_tonnes", "tCO2e per year"),
-         ("annual_cost_usd", "USD per year"))
-
-
-def fmt_serving(key: str, v: float) -> str:
-    unit = {k: u for k, _, u in HEADLINE}.get(key, "")
-    if unit == "USD":
-        return f"${v:,.2f}"
-    return f"{sig(v)} {unit}".strip()
+#: headline metrics (labels and units from estimator.results.METRICS)
+HEADLINE = ("ttft_ms", "tpot_ms", "tokens_per_second_per_gpu", "energy_per_output_token_j",
+            "facility_energy_per_query_wh", "co2e_per_query_g", "cost_per_million_output_tokens_usd")
+#: fleet figures: (key in to_dict()["fleet"], label, unit for estimator.formatting.fmt)
+FLEET = (("replicas", "Replicas", ""), ("gpus", "GPUs", ""), ("avg_power_mw", "Average power", "MW"),
+         ("annual_energy_mwh", "Energy per year", "MWh"),
+         ("annual_co2e_tonnes", "Operational CO2e per year", "tCO2e"),
+         ("annual_embodied_co2e_tonnes", "Embodied CO2e per year", "tCO2e"),
+         ("annual_cost_usd", "Cost per year", "USD"))
 
 
 def serving_inputs() -> tuple[Form, dict]:
@@ -54,13 +50,9 @@ def serving_inputs() -> tuple[Form, dict]:
     c = st.columns(4)
     kw["batch"] = parse_number(form.text("batch", "Batch (blank = default)", "", where=c[0]))
     kw["queries_per_day"] = parse_number(form.text("qpd", "Queries per day", "1e6", where=c[1]))
-    wp = form.select("weights", "Weight precision", [AUTO, "bf16", "fp16", "fp8", "int4"], AUTO, where=c[2])
-    reg = form.select("region", "Region", [DEFAULT, *region_list()], DEFAULT, where=c[3])
+    wp = form.select("weights", "Weight precision", [AUTO, *WEIGHT_PRECISIONS], AUTO, where=c[2])
     kw["weight_precision"] = None if wp == AUTO else wp
-    kw["region"] = None if reg == DEFAULT else reg
-    for k in ("prompt_tokens", "output_tokens", "batch", "queries_per_day"):
-        if isinstance(kw[k], float) and kw[k].is_integer() and k != "queries_per_day":
-            kw[k] = int(kw[k])
+    kw["region"] = region_select(form, "region", "Region (grid carbon intensity)", where=c[3])
     return form, {k: v for k, v in kw.items() if v is not None}
 
 
@@ -69,7 +61,7 @@ def batch_sweep(kw: dict, max_batch: int) -> pd.DataFrame:
     for b in sorted({int(x) for x in np.unique(np.geomspace(1, max(1, min(max_batch, 1024)), 11).round())}):
         try:
             d = estimate_serving(kw | {"batch": b})[0]
-        except EstimatorInputError:
+        except INPUT_ERRORS:
             continue
         rows.append({"batch": b, "tpot_ms": d["tpot_ms"], "ttft_ms": d["ttft_ms"],
                      "energy_per_output_token_j": d["energy_per_output_token_j"]})
@@ -81,7 +73,7 @@ def fleet_sweep(kw: dict) -> pd.DataFrame:
     for q in np.logspace(4, 10, 13):
         try:
             f = estimate_serving(kw | {"queries_per_day": float(q)})[0].get("fleet")
-        except EstimatorInputError:
+        except INPUT_ERRORS:
             continue
         if f:
             rows.append({"queries_per_day": float(q), "gpus": f["gpus"], "avg_power_mw": f["avg_power_mw"]})
@@ -112,19 +104,20 @@ def render() -> None:
     d, frame = res
     st.caption(f"{d['model']['name']} on {d['gpus_per_replica']} x {d['gpu_name']} per replica, batch {d['batch']} "
                f"(max that fits {d['max_batch']}), weights {d['weight_precision']}, KV {d['kv_precision']}")
+    st.caption(grid_caption(d))
     cols = st.columns(len(HEADLINE))
-    for c, (key, lab, _) in zip(cols, HEADLINE, strict=True):
-        c.metric(lab, fmt_serving(key, d[key]))
-        r = d["ranges"].get(key)
-        if r:
-            c.caption(f"range {fmt_serving(key, r[0])} – {fmt_serving(key, r[1])}")
-    if d.get("fleet"):
-        st.subheader(f"Fleet for {d['fleet']['queries_per_day']:,.0f} queries per day")
+    for c, key in zip(cols, HEADLINE, strict=True):
+        metric(c, key, d)
+    fleet = d.get("fleet")
+    if fleet:
+        st.subheader(f"Fleet for {fleet['queries_per_day']:,.0f} queries per day")
         cols = st.columns(len(FLEET))
-        for c, (key, lab) in zip(cols, FLEET, strict=True):
-            c.metric(lab, sig(d["fleet"][key]))
-    for w in d["warnings"]:
-        st.warning(w)
+        for c, (key, lab, unit) in zip(cols, FLEET, strict=True):
+            v = fleet.get(key)
+            c.metric(lab, f"{v:,}" if isinstance(v, int) else fmt_value(v, unit))
+            if v is None:
+                c.caption("not estimated (see the warning below)")
+    show_warnings(d)
     c1, c2 = st.columns(2)
     bs = batch_sweep({k: v for k, v in kw.items() if k != "batch"}, d["max_batch"])
     if not bs.empty:

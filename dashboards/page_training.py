@@ -7,15 +7,16 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboards.common import (
-    LABELS,
     Form,
     assumptions_frame,
     downloads,
     energy_split,
-    fmt,
-    fmt_range,
+    grid_caption,
+    label,
+    metric,
     run_or_error,
     scenario_inputs,
+    show_warnings,
 )
 
 HEADLINE_KEYS = ("gpu_hours", "wall_clock_days", "energy_mwh", "co2e_tonnes", "cost_usd", "flops", "mfu",
@@ -35,11 +36,7 @@ def training_form() -> tuple[Form, dict]:
 def headline(d: dict, keys=HEADLINE_KEYS, cols: int = 5) -> None:
     columns = st.columns(cols)
     for i, key in enumerate(keys):
-        c = columns[i % cols]
-        c.metric(LABELS[key], fmt(key, d[key]), help=f"to_dict()['{key}']")
-        r = fmt_range(key, d)
-        if r:
-            c.caption(r)
+        metric(columns[i % cols], key, d)
 
 
 def time_chart(d: dict) -> go.Figure:
@@ -58,18 +55,28 @@ def energy_charts(d: dict) -> tuple[go.Figure, go.Figure]:
     e.update_layout(title=f"Energy {d['energy_mwh']:,.1f} MWh", height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10})
     # operational CO2e is energy x grid intensity, so it splits in the same proportions as energy
     share = {k: v / d["energy_mwh"] * d["co2e_tonnes"] for k, v in split.items()}
-    names = [f"Operational: {k}" for k in share] + ["Embodied (GPU + server manufacture, amortised)"]
-    vals = list(share.values()) + [d["embodied_co2e_tonnes"]]
-    c = go.Figure(go.Bar(x=names, y=vals, marker_color=["#1f77b4", "#ff7f0e", "#2ca02c", "#7f7f7f"]))
-    c.update_layout(title="Where the CO2e goes (tCO2e)", yaxis_title="tCO2e", height=320,
-                    margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    names = [f"Operational: {k}" for k in share]
+    vals = list(share.values())
+    title = "Where the CO2e goes (tCO2e)"
+    if d["embodied_co2e_tonnes"] is None:  # no published embodied figure: not estimated (the page warns)
+        title += "; embodied not estimated"
+    else:
+        names.append("Embodied (GPU + server manufacture, amortised)")
+        vals.append(d["embodied_co2e_tonnes"])
+    c = go.Figure(go.Bar(x=names, y=vals, marker_color=["#1f77b4", "#ff7f0e", "#2ca02c", "#7f7f7f"][:len(vals)]))
+    c.update_layout(title=title, yaxis_title="tCO2e", height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10})
     return e, c
 
 
-def range_chart(d: dict, key: str, title: str, unit: str) -> go.Figure:
-    lo, hi = d["ranges"].get(key, (d[key], d[key]))
-    error_y = {"type": "data", "symmetric": False, "array": [hi - d[key]], "arrayminus": [d[key] - lo]}
-    fig = go.Figure(go.Bar(x=[LABELS[key]], y=[d[key]], error_y=error_y))
+def range_chart(d: dict, key: str, title: str, unit: str) -> go.Figure | None:
+    """A bar of ``d[key]`` with its range as error bars; None where the estimator gave no value."""
+    v = d[key]
+    if v is None:
+        return None
+    lo, hi = d["ranges"].get(key) or (v, v)
+    lo, hi = (v if lo is None else lo), (v if hi is None else hi)
+    error_y = {"type": "data", "symmetric": False, "array": [hi - v], "arrayminus": [v - lo]}
+    fig = go.Figure(go.Bar(x=[label(key)], y=[v], error_y=error_y))
     fig.update_layout(title=title, yaxis_title=unit, height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10})
     return fig
 
@@ -92,15 +99,20 @@ def render() -> None:
     st.caption(f"Layout TP{lay['tp']} x PP{lay['pp']} x DP{lay['dp']} x EP{lay['ep']}, ZeRO-{lay['zero']}, "
                f"micro-batch {lay['micro_batch']}, recompute {lay['recompute']}; goodput {d['goodput']:.1%}")
     headline(d)
-    for w in d["warnings"]:
-        st.warning(w)
+    st.caption(grid_caption(d))
+    show_warnings(d)
     c1, c2 = st.columns(2)
     c1.plotly_chart(time_chart(d), key="t_time_chart")
     e, c = energy_charts(d)
     c2.plotly_chart(e, key="t_energy_chart")
     c3, c4 = st.columns(2)
     c3.plotly_chart(c, key="t_co2_chart")
-    c4.plotly_chart(range_chart(d, "cost_usd", "Cost (USD) with its range", "USD"), key="t_cost_chart")
+    cost = range_chart(d, "cost_usd", "Cost (USD) with its range", "USD")
+    if cost is None:
+        c4.info("Cost not estimated: no price for this GPU (see the warning above); give a price per GPU-hour "
+                "in the sidebar.")
+    else:
+        c4.plotly_chart(cost, key="t_cost_chart")
     st.subheader("Results table")
     st.dataframe(frame, hide_index=True)
     downloads(d, frame, "training_estimate")

@@ -13,8 +13,10 @@ pytest.importorskip("plotly")
 
 from streamlit.testing.v1 import AppTest
 
-from dashboards.common import energy_split, fmt
+from dashboards.common import energy_split
+from estimator.formatting import metric_text as fmt  # the one formatter the CLI and the benchmark report use
 from estimator.presets import load_preset
+from estimator.results import METRICS
 from estimator.training import estimate_training
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboards" / "app.py")
@@ -33,16 +35,32 @@ def metrics(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
 
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def L(key: str) -> str:  # noqa: N802 - the label a metric has on every page (estimator.results.METRICS)
+    return METRICS[key].label
+
+
+def test_dashboard_formats_with_the_estimator_formatter():
+    from dashboards import common
+
+    assert not hasattr(common, "LABELS") and not hasattr(common, "UNITS") and not hasattr(common, "sig")
+    for key, v in (("cost_usd", 236919026.4), ("mfu", 0.332), ("gpu_hours", 79237132.0), ("flops", 8.26e25),
+                   ("embodied_co2e_tonnes", None), ("cost_per_million_output_tokens_usd", None)):
+        assert common.fmt(key, v) == fmt(key, v)
+        assert common.label(key) == L(key)
+    assert common.fmt("cost_usd", None) == "—"
+
+
 def test_training_default_numbers_equal_the_api():
     at = app()
     d = estimate_training(load_preset("llama3-8b"), tokens=2e12, gpu="h100-sxm").to_dict()
     shown = metrics(at)
-    assert shown["GPU-hours"] == fmt("gpu_hours", d["gpu_hours"])
-    assert shown["Wall-clock time"] == fmt("wall_clock_days", d["wall_clock_days"])
-    assert shown["Energy (facility)"] == fmt("energy_mwh", d["energy_mwh"])
-    assert shown["Operational CO2e"] == fmt("co2e_tonnes", d["co2e_tonnes"])
-    assert shown["Cost"] == fmt("cost_usd", d["cost_usd"])
-    assert shown["MFU"] == fmt("mfu", d["mfu"])
+    for key in ("gpu_hours", "wall_clock_days", "energy_mwh", "co2e_tonnes", "embodied_co2e_tonnes", "cost_usd",
+                "mfu", "flops", "memory_per_gpu_gb"):
+        assert shown[L(key)] == fmt(key, d[key]), key
     lo, hi = d["ranges"]["cost_usd"]
     assert f"range {fmt('cost_usd', lo)} – {fmt('cost_usd', hi)}" in [c.value for c in at.caption]
     # assumptions listed under the results, with their sources
@@ -109,11 +127,24 @@ def test_sensitivity_bars_are_reruns_at_the_assumption_range():
     at = app(page="sensitivity")
     base = estimate_training(load_preset("llama3-8b"), tokens=2e12, gpu="h100-sxm").to_dict()
     assert metrics(at)["Base Operational CO2e"] == fmt("co2e_tonnes", base["co2e_tonnes"])
+    assert metrics(at)["Base Cost"] == fmt("cost_usd", base["cost_usd"])
     frame = at.dataframe[0].value.set_index("input")
     pue = base["assumptions"]["pue"]
     lo = estimate_training(load_preset("llama3-8b"), tokens=2e12, gpu="h100-sxm", pue=pue["low"]).to_dict()
     assert frame.loc["PUE", "energy_mwh_low"] == pytest.approx(lo["energy_mwh"])
-    assert {"Efficiency (MFU)", "GPU power (busy)", "Grid intensity", "Price per GPU-hour"} <= set(frame.index)
+    assert {"Efficiency (MFU)", "GPU power (busy)", "Grid intensity", "Price per GPU-hour",
+            "Failure rate (goodput)"} <= set(frame.index)
+    # every bar is an estimate_training re-run at the low/high the base estimate's assumptions record
+    for name, field, key in (("Grid intensity", "grid_intensity", "grid_intensity_g_per_kwh"),
+                             ("GPU power (busy)", "gpu_power_w", "gpu_busy_power_w"),
+                             ("Price per GPU-hour", "price_per_gpu_hour", "price_per_gpu_hour"),
+                             ("Failure rate (goodput)", "failure_rate_per_gpu_hour", "failure_rate_per_gpu_hour")):
+        a = base["assumptions"][key]
+        for end in ("low", "high"):
+            rerun = estimate_training(load_preset("llama3-8b"), tokens=2e12, gpu="h100-sxm",
+                                      **{field: a[end]}).to_dict()
+            for m in ("gpu_hours", "energy_mwh", "co2e_tonnes", "cost_usd"):
+                assert frame.loc[name, f"{m}_{end}"] == pytest.approx(rerun[m]), (name, end, m)
     # a bigger efficiency swing moves GPU-hours in opposite directions
     eff = frame.loc["Efficiency (MFU)"]
     assert eff["gpu_hours_low"] > base["gpu_hours"] > eff["gpu_hours_high"]
@@ -136,14 +167,14 @@ def test_scaling_page_uses_estimator_scaling():
 
 def test_serving_page_numbers_equal_the_api():
     inference = pytest.importorskip("estimator.inference")
-    from dashboards.page_serving import fmt_serving
 
     at = app(page="serving")
     d = inference.estimate_inference(load_preset("llama3-8b"), gpu="h100-sxm", prompt_tokens=1000,
                                      output_tokens=500, queries_per_day=1e6).to_dict()
     shown = metrics(at)
-    assert shown["Time per output token"] == fmt_serving("tpot_ms", d["tpot_ms"])
-    assert shown["CO2e per query"] == fmt_serving("co2e_per_query_g", d["co2e_per_query_g"])
+    for key in ("ttft_ms", "tpot_ms", "tokens_per_second_per_gpu", "co2e_per_query_g",
+                "cost_per_million_output_tokens_usd"):
+        assert shown[L(key)] == fmt(key, d[key]), key
     at = app(page="serving", sv_output="0")
     assert at.error and not at.exception
 
@@ -174,3 +205,161 @@ def test_calibration_page_with_and_without_a_file(tmp_path):
     d = estimate_training(load_preset("llama3-8b"), tokens=2e12, gpu="h100-sxm",
                           calibration=str(tmp_path / "cal.json")).to_dict()
     assert metrics(at)["GPU-hours"] == fmt("gpu_hours", d["gpu_hours"])
+
+
+# ------------------------------------------------------------------- not estimated: no price, no embodied figure
+
+@pytest.mark.parametrize("gpu", ["a100-80gb", "tpu-v4"])
+def test_training_without_price_or_embodied_figure_shows_not_estimated(gpu):
+    d = estimate_training(load_preset("llama3-8b"), tokens=2e12, gpu=gpu).to_dict()
+    assert d["embodied_co2e_tonnes"] is None  # neither has a published embodied figure
+    at = app(t_gpu=gpu)
+    shown = metrics(at)
+    for key in ("embodied_co2e_tonnes", "cost_usd", "gpu_hours", "co2e_tonnes"):
+        assert shown[L(key)] == fmt(key, d[key]), key
+    assert shown[L("embodied_co2e_tonnes")] == "—"
+    warned = " ".join(w.value for w in at.warning)
+    assert "embodied CO2e not estimated" in warned
+    assert (shown[L("cost_usd")] == "—") == (d["cost_usd"] is None)
+    if d["cost_usd"] is None:
+        assert "cost not estimated" in warned
+    assert "not estimated (see the warning below)" in [c.value for c in at.caption]
+
+
+@pytest.mark.parametrize("page, params", [
+    ("compare", {"c0_gpu": "tpu-v4", "c1_gpu": "a100-80gb"}),
+    ("sensitivity", {"t_gpu": "tpu-v4", "s_metric": "cost_usd"}),
+    ("sensitivity", {"t_gpu": "a100-80gb"}),
+    ("scaling", {"sc_gpu": "tpu-v4"}),
+])
+def test_other_training_pages_without_price_or_embodied_figure(page, params):
+    at = app(page=page, **params)
+    assert not errors(at)
+    warned = " ".join(w.value for w in at.warning)
+    assert "not estimated" in warned
+    if page == "compare":
+        table = at.dataframe[0].value.set_index("metric")
+        assert table.loc[L("cost_usd"), "A"] == "—" and table.loc[L("embodied_co2e_tonnes"), "A"] == "—"
+        assert table.loc[L("embodied_co2e_tonnes"), "B"] == "—" and table.loc[L("cost_usd"), "B"] != "—"
+    elif page == "scaling":
+        assert metrics(at)[L("cost_usd")] == "—"
+    elif params.get("s_metric") == "cost_usd":
+        assert metrics(at)["Base Cost"] == "—"
+        assert any("not estimated" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize("gpu", ["a100-80gb", "tpu-v4"])
+def test_serving_without_price_or_embodied_figure(gpu):
+    inference = pytest.importorskip("estimator.inference")
+    d = inference.estimate_inference(load_preset("llama3-8b"), gpu=gpu, prompt_tokens=1000, output_tokens=500,
+                                     queries_per_day=1e6).to_dict()
+    at = app(page="serving", sv_gpu=gpu)
+    shown = metrics(at)
+    key = "cost_per_million_output_tokens_usd"
+    assert shown[L(key)] == fmt(key, d[key])
+    assert shown["Embodied CO2e per year"] == "—"
+    assert (shown["Cost per year"] == "—") == (d["fleet"]["annual_cost_usd"] is None)
+    assert "embodied CO2e not estimated" in " ".join(w.value for w in at.warning)
+
+
+# --------------------------------------------------------------------------- bad input: one st.error line, no traceback
+
+def _hostile_calibrations(tmp: Path) -> dict[str, Path]:
+    deep = tmp / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    huge = tmp / "huge.json"
+    huge.write_text('{"schema": "llm-cost-calibration", "schema_version": 1, "id": "x", "n": ' + "9" * 5000 + "}")
+    return {"deep": deep, "huge": huge}
+
+
+@pytest.mark.parametrize("params", [
+    {"t_tp": "0"}, {"t_tp": "2.5"}, {"t_tp": "1e400"}, {"t_zero": "7"}, {"t_gpus": "1e18"}, {"t_gpus": "abc"},
+    {"t_gpus": "inf"}, {"t_mfu": "nan"}, {"t_grid": "-1"}, {"t_layers": "abc"},
+    {"t_source": "parameters", "t_params": ""}, {"t_source": "parameters", "t_params": "seven billion"},
+    {"t_precision": "fp3"}, {"page": "nope"},
+    {"page": "compare", "cmp_n": "inf"}, {"page": "compare", "cmp_n": "abc"}, {"page": "compare", "cmp_n": ""},
+    {"page": "compare", "c1_gpus": "1e18"}, {"page": "compare", "c0_tokens": "lots"},
+    {"page": "sensitivity", "t_tp": "0"}, {"page": "sensitivity", "t_gpus": "1e18"},
+    {"page": "scaling", "sc_budget": "inf"}, {"page": "scaling", "sc_budget": ""},
+    {"page": "scaling", "sc_budget": "x"},
+    {"page": "serving", "sv_batch": "0"}, {"page": "serving", "sv_qpd": "inf"}, {"page": "serving", "sv_prompt": "abc"},
+    {"page": "serving", "sv_output": "many"}, {"page": "serving", "sv_region": "Germany"},
+    {"page": "serving", "sv_gpu": "no-such-gpu"},
+])
+def test_bad_url_parameters_show_one_error_line(params):
+    at = app(**params)  # app() asserts no exception (traceback) on the page
+    errs = errors(at)
+    assert errs, params
+    assert all("\n" not in e and "Traceback" not in e for e in errs), errs
+
+
+@pytest.mark.parametrize("kind", ["deep", "huge"])
+def test_hostile_calibration_file_shows_one_error_line(tmp_path, kind):
+    path = _hostile_calibrations(tmp_path)[kind]
+    for at in (app(page="calibration", cal_path=str(path)), app(t_calibration=str(path))):
+        errs = errors(at)
+        assert len(errs) == 1 and "\n" not in errs[0], errs
+        assert not at.metric
+
+
+@pytest.mark.parametrize("kind", ["deep", "huge", "good", "not-json"])
+def test_calibration_upload(tmp_path, kind):
+    files = _hostile_calibrations(tmp_path) | {"good": _calibration(tmp_path)}
+    data = b"{not json" if kind == "not-json" else files[kind].read_bytes()
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["page"] = "calibration"
+    at.run()
+    at.file_uploader(key="cal_upload").set_value(("upload.json", data, "application/json")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    if kind == "good":
+        assert not errors(at)
+        assert at.dataframe[0].value.loc[0, "gemm_flops_per_s"] == 7e14
+    else:
+        errs = errors(at)
+        assert len(errs) == 1 and "\n" not in errs[0], errs
+
+
+def test_bad_input_after_a_good_run_replaces_the_numbers():
+    at = app()
+    assert metrics(at)
+    at.text_input(key="t_tp").set_value("0").run()
+    assert not at.exception
+    assert errors(at) and "--tp" in errors(at)[0]
+    assert not at.metric  # no stale numbers beside the error
+
+
+# --------------------------------------------------------------------------- serving region select
+
+def test_serving_region_select_shows_labelled_names_and_the_region_in_effect():
+    inference = pytest.importorskip("estimator.inference")
+    from hardware_db.regions import list_regions
+
+    de = next(r for r in list_regions() if r.region == "DEU")
+    at = app(page="serving", sv_region="DEU")
+    box = at.selectbox(key="sv_region")
+    assert f"DEU — {de.name} ({de.g_per_kwh:.0f} g/kWh)" in box.options
+    assert box.value == "DEU"
+    d = inference.estimate_inference(load_preset("llama3-8b"), gpu="h100-sxm", prompt_tokens=1000,
+                                     output_tokens=500, queries_per_day=1e6, region="DEU").to_dict()
+    assert metrics(at)[L("co2e_per_query_g")] == fmt("co2e_per_query_g", d["co2e_per_query_g"])
+    assert any(de.name in c.value and "Grid intensity used" in c.value for c in at.caption)
+    # the default option names the region it stands for, so what is shown is what is used
+    us = inference.estimate_inference(load_preset("llama3-8b"), gpu="h100-sxm", prompt_tokens=1000,
+                                      output_tokens=500, queries_per_day=1e6).to_dict()
+    box.set_value("(default)").run()
+    assert "United States" in at.selectbox(key="sv_region").format_func("(default)")
+    assert metrics(at)[L("co2e_per_query_g")] == fmt("co2e_per_query_g", us["co2e_per_query_g"])
+
+
+def test_serving_region_text_that_matches_nothing_leaves_no_stale_region():
+    inference = pytest.importorskip("estimator.inference")
+    at = app(page="serving", sv_region="Germany")  # a name, not an id: matches no option
+    assert errors(at) and "sv_region" in errors(at)[0]
+    box = at.selectbox(key="sv_region")
+    assert box.value == "(default)"
+    us = inference.estimate_inference(load_preset("llama3-8b"), gpu="h100-sxm", prompt_tokens=1000,
+                                      output_tokens=500, queries_per_day=1e6).to_dict()
+    assert metrics(at)[L("co2e_per_query_g")] == fmt("co2e_per_query_g", us["co2e_per_query_g"])
+    assert any("United States" in c.value and "Grid intensity used" in c.value for c in at.caption)
+    assert "sv_region" not in at.query_params  # the link no longer claims Germany
+    assert "Germany" not in box.options and "Germany" not in [box.format_func(o) for o in box.options]

@@ -1,6 +1,7 @@
 """Real-browser test of the dashboard: a headless Chromium (Debian package) driven by Playwright loads every page
-of a live ``streamlit run dashboards/app.py``, changes an input, checks the headline updates and saves screenshots
-to docs/screenshots/. Skipped when chromium or playwright is not installed."""
+of a live ``streamlit run dashboards/app.py``, changes an input, checks the headline updates and saves screenshots.
+Screenshots go to a temporary folder; ``UPDATE_SCREENSHOTS=1`` writes them to docs/screenshots/ (the tracked
+images) instead. Skipped when chromium or playwright is not installed."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-SHOTS = ROOT / "docs" / "screenshots"
+DOC_SHOTS = ROOT / "docs" / "screenshots"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PAGES = ("training", "compare", "sensitivity", "scaling", "serving", "calibration")
@@ -57,6 +58,15 @@ def server():
 
 
 @pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    """Where screenshots go: docs/screenshots/ only when UPDATE_SCREENSHOTS=1, else a temporary folder."""
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        DOC_SHOTS.mkdir(parents=True, exist_ok=True)
+        return DOC_SHOTS
+    return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture(scope="module")
 def page():
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -80,7 +90,7 @@ def _no_exception(pg) -> None:
     assert pg.locator('[data-testid="stException"]').count() == 0
 
 
-def test_training_page_updates_and_screenshots(server, page):
+def test_training_page_updates_and_screenshots(server, page, shots):
     page.goto(f"{server}/?page=training")
     page.wait_for_selector('[data-testid="stMetricValue"]', timeout=60000)
     _settle(page)
@@ -96,12 +106,12 @@ def test_training_page_updates_and_screenshots(server, page):
     assert after != before
     assert "t_tokens=8e12" in page.url  # the scenario is in the link
     _no_exception(page)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / "training.png"), full_page=True)
+    page.screenshot(path=str(shots / "training.png"), full_page=True)
+    assert (shots / "training.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize("name", [p for p in PAGES if p != "training"])
-def test_each_page_loads(server, page, name):
+def test_each_page_loads(server, page, shots, name):
     page.goto(f"{server}/?page={name}")
     page.wait_for_selector('[data-testid="stHeading"]', timeout=60000)
     _settle(page)
@@ -117,4 +127,22 @@ def test_each_page_loads(server, page, name):
     if name in ("compare", "sensitivity", "scaling", "serving"):
         page.wait_for_selector(".js-plotly-plot", timeout=30000)
         page.wait_for_timeout(800)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+
+
+def _caption_with(pg, text: str) -> str:
+    return pg.locator('[data-testid="stCaptionContainer"]', has_text=text).first.inner_text()
+
+
+def test_serving_region_typed_name_selects_the_labelled_region(server, page):
+    page.goto(f"{server}/?page=serving")
+    page.wait_for_selector('[data-testid="stMetricValue"]', timeout=60000)
+    _settle(page)
+    box = page.get_by_label("Region (grid carbon intensity)")
+    box.click()
+    box.fill("Germany")
+    page.get_by_role("option", name="DEU — Germany", exact=False).first.click()
+    page.wait_for_function("() => location.href.includes('sv_region=DEU')", timeout=30000)
+    _settle(page)
+    assert "Germany" in _caption_with(page, "Grid intensity used")
+    _no_exception(page)
