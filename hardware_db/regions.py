@@ -76,6 +76,7 @@ class GridDataProvenance:
     path: str
 
     def to_dict(self) -> dict[str, str]:
+        """The provenance as a plain dict of strings (for an estimate's assumptions or JSON)."""
         return asdict(self)
 
 
