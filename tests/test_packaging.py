@@ -11,24 +11,41 @@ import sys
 from importlib.resources import files
 from pathlib import Path
 
+import pytest
+
 import estimator
 
 DIST = "llm-cost-estimator"
 LOWEST = Path(__file__).resolve().parents[1] / "scripts" / "lowest-constraints.txt"
+PYPROJECT = LOWEST.parents[1] / "pyproject.toml"
 PACKAGES = ("estimator", "hardware_db", "benchmarks", "dashboards", "profiler")
 CORE_PACKAGES = ("estimator", "hardware_db")  # what `pip install llm-cost-estimator` must run on its own
 IMPORT_TO_DIST = {"pynvml": "nvidia-ml-py"}
 
 
-def _requirements() -> dict[str, tuple[str | None, str | None]]:
-    """dist name -> (extra or None for core, declared minimum or None), from the installed metadata."""
+def _parse(reqs: list[tuple[str, str | None]]) -> dict[str, tuple[str | None, str | None]]:
+    """dist name -> (extra or None for core, declared minimum or None)."""
     out = {}
-    for req in importlib.metadata.requires(DIST) or []:
+    for req, extra in reqs:
         name = re.match(r"[A-Za-z0-9._-]+", req).group(0).lower()
-        extra = re.search(r"extra\s*==\s*['\"]([^'\"]+)", req)
+        marker = re.search(r"extra\s*==\s*['\"]([^'\"]+)", req)
         minimum = re.search(r">=\s*([0-9][0-9.]*)", req)
-        out.setdefault(name, (extra.group(1) if extra else None, minimum.group(1) if minimum else None))
+        out.setdefault(name, (extra or (marker.group(1) if marker else None), minimum.group(1) if minimum else None))
     return out
+
+
+def _requirements() -> dict[str, tuple[str | None, str | None]]:
+    """What the installed distribution's metadata declares (the wheel's, or the editable install's)."""
+    return _parse([(r, None) for r in importlib.metadata.requires(DIST) or []])
+
+
+def _pyproject_requirements() -> dict[str, tuple[str | None, str | None]]:
+    """What pyproject.toml declares now (an editable install's metadata is as old as its last pip install)."""
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    project = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]
+    reqs = [(r, None) for r in project["dependencies"]]
+    reqs += [(r, extra) for extra, rs in project.get("optional-dependencies", {}).items() for r in rs]
+    return _parse(reqs)
 
 
 def _third_party_imports(package: str) -> set[str]:
@@ -71,7 +88,7 @@ def test_declared_minimums_are_the_lowest_constraints_ci_installs():
         if line:
             name, version = line.split("==")
             pins[name.strip().lower()] = version.strip()
-    core = {name: minimum for name, (extra, minimum) in _requirements().items() if extra is None}
+    core = {name: minimum for name, (extra, minimum) in _pyproject_requirements().items() if extra is None}
     assert set(pins) == set(core), "every core dependency has one == pin in scripts/lowest-constraints.txt"
     for name, minimum in core.items():
         assert minimum is not None, f"{name} has no declared minimum"
@@ -81,7 +98,7 @@ def test_declared_minimums_are_the_lowest_constraints_ci_installs():
 
 
 def test_typer_floor_excludes_the_broken_releases():
-    _, minimum = _requirements()["typer"]
+    _, minimum = _pyproject_requirements()["typer"]
     # 0.12.0-0.12.3 crash on `str | None`; up to 0.15.3 they mis-parse options and fail --help under click >= 8.2
     assert tuple(int(x) for x in minimum.split(".")) >= (0, 16)
 
