@@ -13,6 +13,7 @@ import argparse
 import errno
 import importlib.util
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -287,6 +288,12 @@ def main(argv=None) -> int:
         why = "the disk is full" if err.errno == errno.ENOSPC else (err.strerror or str(err))
         _fail(f"writing the report into {out} failed: {why} ({getattr(err, 'filename', '') or out})",
               "free space or choose another folder with --out DIR, then run again")
+    except Exception as err:  # a bug, not bad input: still one line, exit 1 (ESTIMATE_DEBUG=1 shows the trace)
+        if os.environ.get("ESTIMATE_DEBUG"):
+            raise
+        print(f"error: internal error: {type(err).__name__}: {err}; please report it (ESTIMATE_DEBUG=1 for details)",
+              file=sys.stderr)
+        raise SystemExit(1) from None
     print(text)
     if not with_plot:
         print(NO_PLOT_NOTE)

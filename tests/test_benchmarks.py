@@ -141,3 +141,15 @@ def test_offline_throughput_rows_run_at_the_largest_batch_that_fits():
     df = ib.run_inference().set_index("id")
     assert "offline: largest batch that fits" in df.loc["I23", "notes"]
     assert "batch default" in df.loc["I22a", "notes"]  # the rule never touches non-offline rows
+
+
+def test_a_bug_is_one_error_line_with_exit_1(tmp_path, monkeypatch, capsys):
+    def broken(*_a, **_k):
+        raise KeyError("shape_id")
+
+    monkeypatch.delenv("ESTIMATE_DEBUG", raising=False)
+    monkeypatch.setattr(cli, "build", broken)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and err.startswith("error: internal error: KeyError") and err.count("\n") == 1
