@@ -104,6 +104,7 @@ class PhaseTime:
     overhead: Any
     tp_comm: Any
     flops_per_gpu: Any  # FLOPs one GPU performs in the step
+    gemm_time: Any = None  # calibrated per-GEMM roofline (weight reads included); None: max(compute, weight read)
 
     @property
     def compute(self):
@@ -118,8 +119,8 @@ class PhaseTime:
     @property
     def total(self):
         """Per-kernel roofline: max(compute, memory) for GEMMs and attention, plus the rest."""
-        return (np.maximum(self.gemm_compute, self.weight_read) + np.maximum(self.attn_compute, self.kv_read)
-                + self.elementwise + self.overhead + self.tp_comm)
+        gemm = np.maximum(self.gemm_compute, self.weight_read) if self.gemm_time is None else self.gemm_time
+        return gemm + np.maximum(self.attn_compute, self.kv_read) + self.elementwise + self.overhead + self.tp_comm
 
     @property
     def bound(self) -> str:
@@ -131,13 +132,19 @@ def _tp_allreduce_s(s: ModelSpec, tokens, tp: int, accel, cal: Calibration | Non
     """Two all-reduces per layer of ``tokens`` x d_model activations across TP (Megatron TP)."""
     if tp <= 1:
         return 0.0 * np.asarray(tokens, dtype=float)
+    buf = ACT_BYTES * np.asarray(tokens, dtype=float) * s.d_model
+    if km.allreduce and tp <= (accel.scaleup_domain or 1):
+        from estimator.timing import allreduce_s
+
+        up = link_bandwidths_gb_per_s(accel)[0] * 1e9
+        return 2 * s.layers * allreduce_s(buf, tp, up, km, accel.scaleup_domain or 1)
     ar = (cal.collectives.get("all_reduce") if cal is not None else None) or {}
     if ar.get("bus_bytes_per_s"):
         bw, lat = float(ar["bus_bytes_per_s"]), float(ar.get("latency_s", km.mem_overhead_s))
     else:
         up, out = link_bandwidths_gb_per_s(accel)
         bw, lat = (up if tp <= (accel.scaleup_domain or 1) else out) * 1e9, km.mem_overhead_s
-    one = ring_allreduce_s(ACT_BYTES * np.asarray(tokens, dtype=float) * s.d_model, tp, bw) + lat
+    one = ring_allreduce_s(buf, tp, bw) + lat
     return 2 * s.layers * one
 
 
@@ -151,9 +158,29 @@ def _elementwise_bytes(s: ModelSpec, tokens) -> Any:
 
 def _overhead_s(s: ModelSpec, km: KernelModel) -> float:
     """Launch overheads of one forward pass: per layer the GEMMs, the attention kernel, the elementwise kernels."""
-    per_layer = (N_GEMMS_PER_BLOCK * km.gemm_overhead_s + km.attn_overhead_s
-                 + N_ELEMENTWISE_PER_BLOCK * km.mem_overhead_s)
-    return s.layers * per_layer + km.gemm_overhead_s + km.mem_overhead_s  # + LM head and sampling
+    gemm_o = 0.0 if km.gemm is not None else km.gemm_overhead_s  # the calibrated GEMM times include theirs
+    per_layer = N_GEMMS_PER_BLOCK * gemm_o + km.attn_overhead_s + N_ELEMENTWISE_PER_BLOCK * km.mem_overhead_s
+    return s.layers * per_layer + gemm_o + km.mem_overhead_s  # + LM head and sampling
+
+
+def gemm_step_s(s: ModelSpec, batch, seq, km: KernelModel, *, tp: int, weight_bytes: float):
+    """Calibrated GEMM time of one forward step (every block's GEMMs plus the LM head for ``batch`` tokens), or
+    None without a calibrated GEMM model. Weight reads are part of each GEMM's roofline."""
+    if km.gemm is None:
+        return None
+    from estimator.kernels import gemm_time_s
+    from estimator.timing import gemm_forward_s
+
+    kw = dict(tp=tp, dtype_bytes=weight_bytes)
+    t = (s.layers - s.moe_layers) * gemm_forward_s(s, batch, seq, km, moe_layer=False, **kw)
+    if s.moe_layers:
+        t = t + s.moe_layers * gemm_forward_s(s, batch, seq, km, moe_layer=True, **kw)
+    return t + gemm_time_s(batch, s.vocab / tp, s.d_model, km.gemm, weight_bytes)
+
+
+def _weight_read_bps(km: KernelModel) -> float:
+    """Bytes/s at which weights stream: the calibrated GEMMs' byte rate, else the memory rate."""
+    return km.gemm.bytes_per_s if km.gemm is not None and np.isfinite(km.gemm.bytes_per_s) else km.mem_bytes_per_s
 
 
 def prefill_time(s: ModelSpec, batch: int, prompt: int, km: KernelModel, *, tp: int = 1, weight_bytes: float = 2.0,
@@ -165,13 +192,14 @@ def prefill_time(s: ModelSpec, batch: int, prompt: int, km: KernelModel, *, tp: 
     kv_write = kv_bytes_per_token(s, kv_bytes) * kv_shard_fraction(s, tp) * tokens
     return PhaseTime(
         gemm_compute=(f.matmul + head) / tp / km.gemm_flops_per_s,
-        weight_read=weight_bytes_read(s, tokens, weight_bytes) / tp / km.mem_bytes_per_s,
+        weight_read=weight_bytes_read(s, tokens, weight_bytes) / tp / _weight_read_bps(km),
         attn_compute=f.attn_core / tp / km.attn_flops_per_s,
-        kv_read=kv_write / km.mem_bytes_per_s,
+        kv_read=kv_write / km.stream_bps,
         elementwise=_elementwise_bytes(s, tokens) / tp / km.mem_bytes_per_s,
         overhead=_overhead_s(s, km),
         tp_comm=_tp_allreduce_s(s, tokens, tp, accel, cal, km) if accel is not None else 0.0,
         flops_per_gpu=(f.total + head) / tp,
+        gemm_time=gemm_step_s(s, batch, prompt, km, tp=tp, weight_bytes=weight_bytes),
     )
 
 
@@ -183,13 +211,15 @@ def decode_time(s: ModelSpec, batch: int, context, km: KernelModel, *, tp: int =
     kv = kv_bytes_per_token(s, kv_bytes) * kv_shard_fraction(s, tp) * batch * (ctx + 1)
     return PhaseTime(
         gemm_compute=f.matmul / tp / km.gemm_flops_per_s,
-        weight_read=weight_bytes_read(s, batch, weight_bytes) / tp / km.mem_bytes_per_s + 0.0 * ctx,
+        weight_read=weight_bytes_read(s, batch, weight_bytes) / tp / _weight_read_bps(km) + 0.0 * ctx,
         attn_compute=f.attn_core / tp / km.attn_flops_per_s,
-        kv_read=kv / km.mem_bytes_per_s,
+        kv_read=kv / km.stream_bps,
         elementwise=_elementwise_bytes(s, batch) / tp / km.mem_bytes_per_s + 0.0 * ctx,
         overhead=_overhead_s(s, km) + 0.0 * ctx,
         tp_comm=(_tp_allreduce_s(s, batch, tp, accel, cal, km) if accel is not None else 0.0) + 0.0 * ctx,
         flops_per_gpu=f.total / tp,
+        gemm_time=(None if km.gemm is None else
+                   gemm_step_s(s, batch, 1, km, tp=tp, weight_bytes=weight_bytes) + 0.0 * ctx),
     )
 
 

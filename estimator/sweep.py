@@ -25,9 +25,9 @@ from estimator.hardware import (
     TRAINING_PRECISIONS,
     accelerator,
     activation_bytes,
-    kernel_model_for,
     peak_flops,
     price_rows,
+    resolve_rates,
 )
 from estimator.memory import GB, training_memory_per_gpu
 from estimator.model import RECIPE_SEQ_LEN, RECIPE_VOCAB, param_count, shape_from_params_array
@@ -95,7 +95,7 @@ def _sweep_chunk(n, toks, g, tp_a, pp_a, z, mb, v, *, accel, precision, recomput
     seq = spec.seq_len
     peak = peak_flops(accel, precision)
     dtype_bytes = activation_bytes(precision)
-    km, _ = kernel_model_for(accel, precision, None)
+    km = resolve_rates(accel, precision, None, False).kernel  # the same rates estimate_training uses
     dp = np.floor(g / (tp_a * pp_a))
     gbt = (np.where(pc.total >= 1e11, _default_global_batch_tokens(1e11), _default_global_batch_tokens(1.0))
            if global_batch_tokens is None else np.broadcast_to(float(global_batch_tokens), n.shape))
@@ -126,7 +126,7 @@ def _sweep_chunk(n, toks, g, tp_a, pp_a, z, mb, v, *, accel, precision, recomput
     site = facility.site(pue)
     energy = facility.energy_mwh(facility.facility_power_w(gpu_w, site.host_w, g, site.pue), wall_h)
     return {
-        "params": pc.total.astype(float), "tokens": toks, "gpus": g, "tp": tp_a, "pp": pp_a, "dp": dp,
+        "params": np.asarray(pc.total, dtype=float), "tokens": toks, "gpus": g, "tp": tp_a, "pp": pp_a, "dp": dp,
         "layers": spec.layers, "d_model": spec.d_model, "flops": flops.model_flops, "gpu_hours": gpu_hours,
         "wall_clock_days": wall_h / 24.0, "energy_mwh": energy,
         "co2e_tonnes": facility.operational_co2e_t(energy, grid),

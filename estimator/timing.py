@@ -37,9 +37,49 @@ def elementwise_bytes_per_token(s: ModelSpec, moe_layer: bool = False, dtype_byt
     return dtype_bytes * (norms + residual + act + rope)
 
 
+def block_gemms(s: ModelSpec, tokens, *, tp=1, cp=1, ep=1, moe_layer: bool = False) -> list[tuple]:
+    """The GEMMs of one block's forward pass on one GPU, as (count, m, n, k) for ``out[m, n] = in[m, k] @ W[k, n]``.
+
+    QKV and MLP up(+gate) are column-parallel (n split over TP), the attention output and MLP down row-parallel
+    (k split), as in Megatron-LM; CP splits the tokens. Routed experts: each of the experts this GPU holds that the
+    tokens touch is one GEMM over its share of the ``tokens x top-k`` routed tokens (expected distinct experts
+    touched by uniform routing, E (1 - (1 - k/E)^T)); the router is replicated. 2 x sum(count m n k) over the list is
+    the block's forward matmul FLOPs per GPU (``flops.block_forward_flops``), split the same way.
+    """
+    from estimator.flops import _qkv_flops_per_token
+
+    d, m = s.d_model, np.asarray(tokens, dtype=float) / cp
+    ups = 2 if s.gated_mlp else 1  # gate and up projections fused into one GEMM
+    out = [(1.0, m, _qkv_flops_per_token(s) / (2 * d) / tp, d), (1.0, m, d, s.heads * s.v_dim / tp)]
+    if not moe_layer:
+        return out + [(1.0, m, ups * s.ffn_dim / tp, d), (1.0, m, d, s.ffn_dim / tp)]
+    e_ffn, local = s.expert_ffn, s.experts / np.asarray(ep, dtype=float)
+    routed = m * s.experts_per_token
+    touched = np.minimum(local, local * (1.0 - (1.0 - s.experts_per_token / s.experts) ** m))
+    per = routed / touched
+    out += [(1.0, m, s.experts, d), (touched, per, ups * e_ffn / tp, d), (touched, per, d, e_ffn / tp)]
+    if s.shared_experts:
+        out += [(1.0, m, ups * e_ffn * s.shared_experts / tp, d), (1.0, m, d, e_ffn * s.shared_experts / tp)]
+    return out
+
+
+def gemm_forward_s(s: ModelSpec, batch, seq, km: KernelModel, *, tp=1, cp=1, ep=1, moe_layer: bool = False,
+                   dtype_bytes: float = 2.0):
+    """Forward GEMM time of one block on one GPU: the calibrated per-GEMM roofline when ``km.gemm`` is set, else
+    the linear form (all matmul FLOPs / rate + one overhead per GEMM kernel)."""
+    if km.gemm is None:
+        f = block_forward_flops(s, batch, seq, moe_layer=moe_layer)
+        return f.matmul / (tp * cp) / km.gemm_flops_per_s + N_GEMMS_PER_BLOCK * km.gemm_overhead_s
+    from estimator.kernels import gemm_time_s
+
+    tokens = np.asarray(batch, dtype=float) * seq
+    return sum(c * gemm_time_s(m, n, k, km.gemm, dtype_bytes)
+               for c, m, n, k in block_gemms(s, tokens, tp=tp, cp=cp, ep=ep, moe_layer=moe_layer))
+
+
 def block_time_s(s: ModelSpec, batch, seq, km: KernelModel, training: bool = True, tp=1, recompute: str = "none",
-                 moe_layer: bool | None = None, dtype_bytes: float = 2.0):
-    """Time of one decoder block on one GPU (its 1/tp share) for ``batch`` x ``seq`` tokens.
+                 moe_layer: bool | None = None, dtype_bytes: float = 2.0, cp=1, ep=1):
+    """Time of one decoder block on one GPU (its 1/(tp cp) share) for ``batch`` x ``seq`` tokens.
 
     ``training`` adds the backward pass: GEMM and attention work doubled (two kernels per forward
     kernel), elementwise traffic doubled; ``recompute`` adds the recomputed forward work.
@@ -47,9 +87,10 @@ def block_time_s(s: ModelSpec, batch, seq, km: KernelModel, training: bool = Tru
     moe = s.is_moe if moe_layer is None else moe_layer
     f = block_forward_flops(s, batch, seq, moe_layer=moe)
     tokens = batch * seq
-    gemm_fwd = f.matmul / tp / km.gemm_flops_per_s + N_GEMMS_PER_BLOCK * km.gemm_overhead_s
-    attn_fwd = f.attn_core / tp / km.attn_flops_per_s + km.attn_overhead_s
-    mem_fwd = (elementwise_bytes_per_token(s, moe, dtype_bytes) * tokens / tp / km.mem_bytes_per_s
+    tpcp = tp * cp
+    gemm_fwd = gemm_forward_s(s, batch, seq, km, tp=tp, cp=cp, ep=ep, moe_layer=moe, dtype_bytes=dtype_bytes)
+    attn_fwd = f.attn_core / tpcp / km.attn_flops_per_s + km.attn_overhead_s
+    mem_fwd = (elementwise_bytes_per_token(s, moe, dtype_bytes) * tokens / tpcp / km.mem_bytes_per_s
                + N_ELEMENTWISE_PER_BLOCK * km.mem_overhead_s)
     fwd = gemm_fwd + attn_fwd + mem_fwd + km.block_overhead_s
     if not training:
@@ -64,11 +105,33 @@ def block_time_s(s: ModelSpec, batch, seq, km: KernelModel, training: bool = Tru
     return fwd + bwd + extra
 
 
-def logits_time_s(s: ModelSpec, tokens, km: KernelModel, training: bool = True, tp=1):
+def logits_time_s(s: ModelSpec, tokens, km: KernelModel, training: bool = True, tp=1, dtype_bytes: float = 2.0):
     """LM-head GEMM (and its backward) plus the fp32 softmax/cross-entropy pass."""
-    t = logits_flops(s, tokens) / tp / km.gemm_flops_per_s + km.gemm_overhead_s
+    if km.gemm is None:
+        t = logits_flops(s, tokens) / tp / km.gemm_flops_per_s + km.gemm_overhead_s
+    else:
+        from estimator.kernels import gemm_time_s
+
+        t = gemm_time_s(tokens, s.vocab / tp, s.d_model, km.gemm, dtype_bytes)
     ce = 4.0 * 3 * s.vocab * tokens / tp / km.mem_bytes_per_s + km.mem_overhead_s
     return (3 * t + 2 * ce) if training else (t + ce)
+
+
+def allreduce_s(bytes_, n, bw_bytes_per_s, km: KernelModel | None = None, domain: int = 8):
+    """All-reduce seconds: the calibration's measured constants for world sizes inside one node (nearest measured
+    size), else a ring at ``bw_bytes_per_s`` (``ring_allreduce_s``)."""
+    ring = ring_allreduce_s(bytes_, n, bw_bytes_per_s)
+    if km is None or not km.allreduce:
+        return ring
+    from estimator.kernels import allreduce_time_s
+
+    n_arr = np.asarray(n, dtype=float)
+    out = np.asarray(ring, dtype=float) * np.ones_like(n_arr)
+    for w in np.unique(n_arr):
+        if 1 < w <= min(domain, max(km.allreduce)):
+            params = km.allreduce[min(km.allreduce, key=lambda x: (abs(x - w), -x))]
+            out = np.where(n_arr == w, allreduce_time_s(bytes_, w, params), out)
+    return out
 
 
 def ring_allreduce_s(bytes_, n, bw_bytes_per_s, latency_s=0.0):
@@ -140,15 +203,17 @@ class StepTime:
                 + self.optimizer + self.cp_comm)
 
 
-def stage_time_s(s: ModelSpec, km: KernelModel, *, tpcp, pp, micro_batch, seq, recompute: str, dtype_bytes: float):
+def stage_time_s(s: ModelSpec, km: KernelModel, *, tp, cp, ep, pp, micro_batch, seq, recompute: str,
+                 dtype_bytes: float):
     """One micro-batch's forward+backward through one pipeline stage's layers (the LM head spread evenly)."""
     dense_frac = 1.0 - s.moe_layers / s.layers
-    t_layer = dense_frac * block_time_s(s, micro_batch, seq, km, True, tpcp, recompute, moe_layer=False,
-                                        dtype_bytes=dtype_bytes)
+    kw = dict(dtype_bytes=dtype_bytes, cp=cp, ep=ep)
+    t_layer = dense_frac * block_time_s(s, micro_batch, seq, km, True, tp, recompute, moe_layer=False, **kw)
     if s.moe_layers:
-        t_layer = t_layer + (1 - dense_frac) * block_time_s(s, micro_batch, seq, km, True, tpcp, recompute,
-                                                            moe_layer=True, dtype_bytes=dtype_bytes)
-    return np.ceil(s.layers / pp) * t_layer + logits_time_s(s, micro_batch * seq, km, True, tpcp) / pp
+        t_layer = t_layer + (1 - dense_frac) * block_time_s(s, micro_batch, seq, km, True, tp, recompute,
+                                                            moe_layer=True, **kw)
+    return (np.ceil(s.layers / pp) * t_layer
+            + logits_time_s(s, micro_batch * seq, km, True, tp * cp, dtype_bytes) / pp)
 
 
 def step_time(s: ModelSpec, accel, km: KernelModel, *, tp, pp, dp, ep, zero, micro_batch, recompute: str,
@@ -160,14 +225,14 @@ def step_time(s: ModelSpec, accel, km: KernelModel, *, tp, pp, dp, ep, zero, mic
     zero = np.asarray(zero, dtype=float)
     m = np.floor(global_batch_seqs / (dp * mb))  # micro-batches per step per pipeline
     layers_per_stage = np.ceil(s.layers / pp)
-    t_stage = stage_time_s(s, km, tpcp=tpcp, pp=pp, micro_batch=mb, seq=seq, recompute=recompute,
+    t_stage = stage_time_s(s, km, tp=tp, cp=cp, ep=ep, pp=pp, micro_batch=mb, seq=seq, recompute=recompute,
                            dtype_bytes=dtype_bytes)
     # communication bandwidths (bytes/s): inside the scale-up domain (NVLink/ICI) or across nodes
     up, out = (b * 1e9 for b in link_bandwidths_gb_per_s(accel))
     domain = accel.scaleup_domain or 1
     act_bytes = dtype_bytes * mb * seq * s.d_model / cp  # this GPU's chunk of each sequence
     n_tp_coll = 4 + (2 if recompute == "full" else 0)  # 2 fwd + 2 bwd all-reduces (or AG + RS with SP)
-    t_tp = layers_per_stage * n_tp_coll * ring_allreduce_s(act_bytes, tp, np.where(tp <= domain, up, out))
+    t_tp = layers_per_stage * n_tp_coll * allreduce_s(act_bytes, tp, np.where(tp <= domain, up, out), km, domain)
     # ring attention (Liu et al. 2023; Megatron-Core CP): K and V pass round the CP ranks, forward (all-gather)
     # and backward (all-gather + reduce-scatter of their gradients); counted as not hidden behind attention
     kv_width = s.heads * (s.qk_head_dim + s.v_dim) if s.is_mla else 2 * s.kv_heads * s.hd
@@ -190,7 +255,7 @@ def step_time(s: ModelSpec, accel, km: KernelModel, *, tp, pp, dp, ep, zero, mic
     dp_bw = np.where(tpcp * pp * dp <= domain, up, out)
     # gradients are reduced over every replica of the weights: DP x CP ranks
     t_dp_raw = ring_allreduce_s(params_gpu * 2.0, dp * cp, dp_bw) * np.where(zero >= 3, 1.5, 1.0)
-    t_opt = optimizer_step_s(params_gpu, np.where(zero >= 1, dp * cp, 1.0), km.mem_bytes_per_s)
+    t_opt = optimizer_step_s(params_gpu, np.where(zero >= 1, dp * cp, 1.0), km.stream_bps)
     return StepTime(compute=m * t_stage, bubble=pipeline_bubble_s(pp, per_microbatch, v), tp_comm=m * t_tp,
                     pp_comm=m * t_pp, dp_comm=t_dp_raw * (1.0 - dp_overlap), cp_comm=m * t_cp, ep_comm=m * t_ep,
                     optimizer=t_opt)

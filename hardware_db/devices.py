@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from hardware_db.errors import DataError
+
 
 @dataclass(frozen=True)
 class DeviceName:
@@ -128,3 +130,32 @@ def default_calibration(accelerator_id: str | None):
         return None
     p = resources.files("hardware_db").joinpath("calibrations").joinpath(f"{accelerator_id}.json")
     return p if p.is_file() else None
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Which shipped calibration another accelerator's kernel model is scaled from, and how close the two are."""
+
+    accelerator_id: str
+    reference: str
+    relation: str  # "same_generation" | "other_generation"
+    source: str
+    notes: str
+
+
+@cache
+def _transfers() -> dict[str, Transfer]:
+    text = resources.files("hardware_db").joinpath("calibration_transfer.csv").read_text(encoding="utf-8")
+    out: dict[str, Transfer] = {}
+    for row in csv.DictReader(io.StringIO(text)):
+        acc, ref, rel = row["accelerator_id"].strip(), row["reference"].strip(), row["relation"].strip()
+        if rel not in ("same_generation", "other_generation") or not row["source"].strip() or acc in out:
+            raise DataError(f"calibration_transfer.csv: bad row for {acc!r} (relation, source, unique id)")
+        out[acc] = Transfer(acc, ref, rel, row["source"].strip(), (row.get("notes") or "").strip())
+    return out
+
+
+def calibration_transfer(accelerator_id: str | None) -> Transfer | None:
+    """The shipped calibration an accelerator without its own is scaled from (calibration_transfer.csv), or None
+    (other vendors: no NVIDIA kernel measurements are transferred to them)."""
+    return _transfers().get(accelerator_id or "")

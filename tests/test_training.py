@@ -47,7 +47,9 @@ def test_assumptions_named(big):
     for k in ("gpu", "gpus", "layout", "pue", "grid_intensity_g_per_kwh", "price_per_gpu_hour", "region"):
         assert k in a, k
     assert a["pue"]["source"] and a["price_per_gpu_hour"]["source"]
-    assert big.to_dict()["calibration"] is None
+    cal = big.to_dict()["calibration"]  # the default H100 estimate runs on the shipped, Vidur-fitted calibration
+    assert cal["id"].startswith("h100-sxm-vidur-") and cal["used_for"] == ["compute"]
+    assert "shipped default" in a["kernel_rates"]["source"]
 
 
 def test_gpt3_on_v100():
