@@ -248,6 +248,15 @@ def kernel_model_for(accel: Accelerator, precision: str, cal: Calibration | None
     return default_kernel_model(accel, precision), "default"
 
 
+def load_user_calibration(calibration: object, accelerator_id: str, force: bool) -> Calibration | None:
+    """The user's calibration (a path or a ``Calibration``), checked against the accelerator; None if none given."""
+    from estimator.calibration import Calibration, load_calibration
+
+    if calibration is None or isinstance(calibration, Calibration):
+        return calibration
+    return load_calibration(str(calibration), accelerator_id, force)
+
+
 @cache
 def _shipped(accelerator_id: str) -> Calibration | None:
     from estimator.calibration import load_calibration

@@ -214,7 +214,8 @@ def estimate_inference(model: ModelSpec | str | ServingConfig | None = None, **i
     ranges = serving_ranges(ph, r.tp, r.batch, pm, site, grid, price, rel, usd_m, gen)
     cal = r.rates.calibration
     cal_info = None if cal is None else cal.summary() | {"used_for": [x for x, ok in (
-        ("compute", r.rates.kind == "calibrated"), ("power", bool(cal.power))) if ok]}
+        ("compute", r.rates.kind in ("calibrated", "scaled")), ("power", bool(cal.power))) if ok],
+        "rates": r.rates.source}
     A = (rec | one("scheduling", "continuous batching", "", "TTFT = prefill of one request's prompt (no queueing); "
                    "throughput and energy count every prefill and decode step of the batch")
          | a_pm | site.assumptions | grid.assumptions | price.assumptions | a_fleet | a_rel)

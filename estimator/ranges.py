@@ -15,15 +15,34 @@ from estimator.assumptions import Assumed, Assumptions
 from estimator.hardware import Rates, assumption
 
 
+def _holdout_rel(holdout: dict) -> tuple[float | None, str]:
+    """The held-out time error a calibration's range uses: its GEMMs' p90 (GEMMs dominate a step), else the p90 over
+    every kernel, else (v1 files) the worst."""
+    g = (holdout.get("by_kind") or {}).get("gemm") or {}
+    for v, what in ((g.get("time_p90_abs_rel_err"), "90th percentile of held-out GEMM time errors"),
+                    (holdout.get("time_p90_abs_rel_err"), "90th percentile of held-out time errors"),
+                    (holdout.get("time_worst_abs_rel_err"), "worst held-out time error")):
+        if isinstance(v, (int, float)) and v > 0:
+            return float(v), what
+    return None, ""
+
+
 def efficiency_rel(rates: Rates, mfu_given: bool) -> tuple[float, Assumptions]:
-    """Relative time uncertainty: 0 when the user fixed MFU, the calibration's held-out worst, or the default."""
+    """Relative time uncertainty: 0 when the user fixed MFU, the calibration's held-out error (a transfer to
+    another GPU generation at least the uncalibrated range), or the documented uncalibrated range."""
     cal = rates.calibration
-    if cal is not None and rates.kind == "calibrated" and cal.time_rel_error:
-        rel, rec = cal.time_rel_error, Assumed(cal.time_rel_error, "relative",
-                                               f"calibration {cal.id}: worst held-out time error")
+    a = assumption("efficiency_rel_range_uncalibrated")
+    default = float(a.value)
+    rel, what = _holdout_rel(cal.holdout) if cal is not None and rates.kind in ("calibrated", "scaled") else (None, "")
+    if rel is None:
+        rec = Assumed(default, "relative", a.source)
+        rel = default
+    elif rates.kind == "scaled" and rates.transfer == "other_generation" and rel < default:
+        rec = Assumed(default, "relative", f"{a.source} (kernel rates scaled across GPU generations from calibration "
+                                           f"{cal.id}, whose {what} is {rel:.0%})")  # type: ignore[union-attr]
+        rel = default
     else:
-        a = assumption("efficiency_rel_range_uncalibrated")
-        rel, rec = float(a.value), Assumed(float(a.value), "relative", a.source)
+        rec = Assumed(rel, "relative", f"calibration {cal.id}: {what}")  # type: ignore[union-attr]
     return (0.0 if mfu_given else rel), Assumptions({"efficiency_range": rec})
 
 

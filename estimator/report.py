@@ -80,7 +80,8 @@ def print_result(d: dict, rows, title: str, console: Console | None = None) -> N
     if d.get("calibration"):
         c = d["calibration"]
         used = ", ".join(c.get("used_for", [])) or "nothing (it has no rates for this precision and no power curve)"
-        console.print(f"calibration: {c.get('id')} ({c.get('path')}), used for {used}")
+        console.print(f"calibration: {c.get('id')} ({c.get('path')}), used for {used}"
+                      + (f": {c['rates']}" if c.get("rates") else ""), markup=False)
     else:
         console.print("calibration: none (documented defaults; see assumptions)")
     for w in d.get("warnings", []):

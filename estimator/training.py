@@ -23,6 +23,7 @@ from estimator.hardware import (
     Rates,
     accelerator,
     activation_bytes,
+    load_user_calibration,
     peak_flops,
     resolve_rates,
 )
@@ -93,11 +94,15 @@ def _setup(cfg: TrainingConfig) -> tuple[Run, Assumptions, list[str]]:
     accel = accelerator(cfg.gpu)
     if cfg.gpu is None:
         rec = rec | one("gpu", accel.id, "", "default GPU (pass --gpu)")
-    precision = cfg.precision or accel.default_precision()
+    cal = load_user_calibration(cfg.calibration, accel.id, cfg.force_calibration)
+    precision, why = cfg.precision or accel.default_precision(), DEFAULT_PRECISION_SOURCE
+    if cfg.precision is None and cal is not None and precision not in cal.kernel_model and cal.kernel_model:
+        precision = next(iter(cal.kernel_model))  # e.g. a CPU calibration measured in fp32 only
+        why = f"the precision calibration {cal.id} was measured in (it has no {accel.default_precision()} rates)"
     if cfg.precision is None:
-        rec = rec | one("precision", precision, "", DEFAULT_PRECISION_SOURCE)
+        rec = rec | one("precision", precision, "", why)
     peak = peak_flops(accel, precision)
-    rates = resolve_rates(accel, precision, cfg.calibration, cfg.force_calibration)
+    rates = resolve_rates(accel, precision, cal, cfg.force_calibration)
     rec = rec | one("kernel_rates", rates.kernel.source, "", rates.source)
     if gbt is None:
         gbt = _default_global_batch_tokens(param_count(spec).total)
@@ -256,7 +261,8 @@ def estimate_training(model: ModelSpec | str | TrainingConfig | None = None, **i
                                             t.hfu, good[:3], rel)
     cal, pc = r.rates.calibration, param_count(r.spec)
     cal_info = None if cal is None else cal.summary() | {"used_for": [x for x, ok in (
-        ("compute", r.rates.kind == "calibrated"), ("power", bool(cal.power) and cfg.gpu_power_w is None)) if ok]}
+        ("compute", r.rates.kind in ("calibrated", "scaled")), ("power", bool(cal.power) and cfg.gpu_power_w is None))
+        if ok], "rates": r.rates.source}
     wall_total = t.step_s / good[0]
     A = (rec | a_gpus | a_lay | a_time | good[3] | a_fp | a_rel
          | one("tokens_per_step", t.seq_per_step * r.spec.seq_len, "token", "global batch x sequence length"))
