@@ -97,7 +97,7 @@ def _setup(cfg: ServingConfig) -> tuple[ModelSpec, Any, tuple[str, str, str], Ra
 def _fits_needs(spec: ModelSpec, accel, ctx: int, wb: float, kvb: float) -> int:
     """Fewest GPUs (any count) that hold the weights plus one sequence's KV cache."""
     for tp in range(1, 4097):
-        if max_batch_that_fits(spec, tp, accel.memory_gb, ctx, wb, kvb) >= 1:
+        if max_batch_that_fits(spec, tp, accel.memory_bytes / 1e9, ctx, wb, kvb) >= 1:
             return tp
     return 4097
 
@@ -110,8 +110,9 @@ def _replica(cfg: ServingConfig) -> tuple[Replica, Assumptions, list[str]]:
     gb = weight_bytes_stored(spec, wb) / GB
     tp = cfg.gpus_per_replica
     if tp is None:
-        tp = next((t for t in (2**i for i in range(7)) if max_batch_that_fits(spec, t, accel.memory_gb, ctx, wb, kvb)
-                   >= (cfg.batch or 1)), None)
+        cap = accel.memory_bytes / 1e9
+        tp = next((t for t in (2**i for i in range(7))
+                   if max_batch_that_fits(spec, t, cap, ctx, wb, kvb) >= (cfg.batch or 1)), None)
         if tp is None:
             raise EstimatorInputError(
                 f"the model does not fit in {MAX_TP} x {accel.id} even at batch {cfg.batch or 1}: it needs about "
@@ -124,7 +125,7 @@ def _replica(cfg: ServingConfig) -> tuple[Replica, Assumptions, list[str]]:
                         "TP all-reduces cross the slower scale-out network")
     if spec.heads % tp:
         warnings.append(f"{spec.heads} attention heads do not divide evenly over {tp} GPUs")
-    mb = max_batch_that_fits(spec, tp, accel.memory_gb, ctx, wb, kvb)
+    mb = max_batch_that_fits(spec, tp, accel.memory_bytes / 1e9, ctx, wb, kvb)
     if mb < 1:
         need = _fits_needs(spec, accel, ctx, wb, kvb)
         raise EstimatorInputError(
@@ -139,6 +140,7 @@ def _replica(cfg: ServingConfig) -> tuple[Replica, Assumptions, list[str]]:
         raise EstimatorInputError(
             f"--batch {b} does not fit: at most {mb} sequences of {ctx:,} tokens fit beside the weights on {tp} x "
             f"{accel.id}", f"pass --batch {mb} or less, more --gpus-per-replica, or --kv-precision fp8")
+    rec = rec | one("memory_capacity_gb", round(accel.memory_bytes / 1e9, 2), "GB", accel.memory_bytes_source)
     return (Replica(spec, accel, wp, kvp, cp, wb, kvb, peak_flops(accel, cp), rates, tp, b, mb), rec, warnings)
 
 
@@ -233,7 +235,8 @@ def estimate_inference(model: ModelSpec | str | ServingConfig | None = None, **i
         prefill=phase_dict(ph.pre, ph.t_pre, ph.u_pre, w_pre), decode=phase_dict(ph.dec, ph.t_step, ph.u_dec, w_dec)
         | {"steps": ph.n_steps, "time_s": ph.n_steps * ph.t_step, "mean_context_tokens": float(np.mean(ph.contexts))},
         kv_bytes_per_token=kvt, kv_cache=Q_(kvt * b * (cfg.prompt_tokens + gen) / GB, "GB"),
-        weights_per_gpu=Q_(weight_bytes_stored(r.spec, r.wb) / tp / GB, "GB"), memory_capacity_gb=r.accel.memory_gb,
+        weights_per_gpu=Q_(weight_bytes_stored(r.spec, r.wb) / tp / GB, "GB"),
+        memory_capacity_gb=r.accel.memory_bytes / 1e9,
         gpu_power_prefill_w=w_pre, gpu_power_decode_w=w_dec, gpu_power_avg_w=gpu_w,
         energy_per_output_token=Q_(gpu_j / (b * gen), "J"), energy_per_query=Q_(gpu_j / b / 3600, "Wh"),
         facility_energy_per_query=Q_(fac_wh, "Wh"),

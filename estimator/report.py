@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from estimator.formatting import fmt
+
+
+def _row(t: Table, *cells: object) -> None:
+    """Add a row of plain text: a model name or path such as ``my[bold]model`` prints as typed, never as markup."""
+    t.add_row(*(Text(str(c)) for c in cells))
 
 
 def headline_table(title: str, rows: list[tuple[str, object, object, object, str]]) -> Table:
@@ -17,7 +24,7 @@ def headline_table(title: str, rows: list[tuple[str, object, object, object, str
     t.add_column("high", justify="right")
     t.add_column("unit")
     for label, v, lo, hi, unit in rows:
-        t.add_row(label, fmt(v, unit), fmt(lo, unit), fmt(hi, unit), unit)
+        _row(t, label, fmt(v, unit), fmt(lo, unit), fmt(hi, unit), unit)
     return t
 
 
@@ -34,9 +41,9 @@ def assumptions_table(assumptions: dict) -> Table:
                 v += f" [{fmt(a['low'])}-{fmt(a['high'])}]"
             if a.get("unit"):
                 v += f" {a['unit']}"
-            t.add_row(k, v, str(a.get("source", "")))
+            _row(t, k, v, str(a.get("source", "")))
         else:
-            t.add_row(k, fmt(a), "")
+            _row(t, k, fmt(a), "")
     return t
 
 
@@ -62,7 +69,7 @@ def training_rows(d: dict) -> list[tuple[str, object, object, object, str]]:
         ("goodput (failures, restarts, checkpoints)", d["goodput"], None, None, "fraction"),
         ("GPU-hours", d["gpu_hours"], *r["gpu_hours"], "GPU-h"),
         ("wall-clock", d["wall_clock_days"], *r["wall_clock_days"], "days"),
-        ("memory per GPU", d["memory_per_gpu_gb"], None, None, f"GB of {d['memory_capacity_gb']:g}"),
+        ("memory per GPU", d["memory_per_gpu_gb"], None, None, f"GB of {d['memory_capacity_gb']:.1f}"),
         ("average GPU power", d["gpu_avg_power_w"], None, None, "W"),
         ("average facility power", d["avg_power_mw"], None, None, "MW"),
         ("peak facility power (TDP)", d["peak_power_mw"], None, None, "MW"),
@@ -85,7 +92,7 @@ def print_result(d: dict, rows, title: str, console: Console | None = None) -> N
     else:
         console.print("calibration: none (documented defaults; see assumptions)")
     for w in d.get("warnings", []):
-        console.print(f"[yellow]warning:[/] {w}")
+        console.print(f"[yellow]warning:[/] {escape(str(w))}")
     console.print(assumptions_table(d.get("assumptions", {})))
 
 
@@ -105,7 +112,7 @@ def inference_rows(d: dict) -> list[tuple[str, object, object, object, str]]:
         ("batch (max that fits)", f"{d['batch']:,} ({d['max_batch']:,})", None, None, "sequences"),
         ("KV cache per token", d["kv_bytes_per_token"], None, None, "bytes"),
         ("KV cache of the batch (full context)", d["kv_cache_gb"], None, None, "GB per replica"),
-        ("weights per GPU", d["weights_per_gpu_gb"], None, None, f"GB of {d['memory_capacity_gb']:g}"),
+        ("weights per GPU", d["weights_per_gpu_gb"], None, None, f"GB of {d['memory_capacity_gb']:.1f}"),
         ("time to first token (prefill)", d["ttft_ms"], *r["ttft_ms"], f"ms, {pre['bound']}-bound"),
         ("time per output token (decode)", d["tpot_ms"], *r["tpot_ms"], f"ms, {dec['bound']}-bound"),
         ("output tokens/s per GPU", d["tokens_per_second_per_gpu"], *r["tokens_per_second_per_gpu"], "token/s"),
@@ -190,6 +197,6 @@ def attention_table_view(rows: list[dict]) -> Table:
               "quadratic / linear"):
         t.add_column(c, justify="right")
     for r in rows:
-        t.add_row(f"{r['seq_len']:,}", fmt(r["attention_share"], "fraction"), fmt(r["forward_flops_per_token"]),
+        _row(t, f"{r['seq_len']:,}", fmt(r["attention_share"], "fraction"), fmt(r["forward_flops_per_token"]),
                   fmt(r["linear_flops_per_token"]), f"{r['quadratic_over_linear']:.2f}x")
     return t

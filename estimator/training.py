@@ -143,7 +143,8 @@ def _layout(cfg: TrainingConfig, r: Run, n_gpus: int) -> tuple[Layout, int, Assu
     search = dict(spec=r.spec, accel=r.accel, km=r.rates.kernel, gb_seqs=r.gb_seqs, fixed=fixed, seq=r.spec.seq_len,
                   dtype_bytes=r.dtype_bytes, dp_overlap=dp_overlap, capacity=r.accel.memory_bytes * MEMORY_HEADROOM)
     ch = choose_layout(n_gpus=n_gpus, **search)
-    rec = Assumptions({"comm_overlap_dp": a_overlap})
+    rec = Assumptions({"comm_overlap_dp": a_overlap}) | one("memory_capacity_gb", round(r.accel.memory_bytes / 1e9, 2),
+                                                            "GB", r.accel.memory_bytes_source)
     if cfg.gpus is None:  # a defaulted cluster grows until the model fits (up to 8 GPUs per sequence of the batch)
         grown = n_gpus
         while ch.best is None and grown < max(8, r.gb_seqs * 8):
@@ -160,7 +161,7 @@ def _layout(cfg: TrainingConfig, r: Run, n_gpus: int) -> tuple[Layout, int, Assu
     if ch.best is None:
         raise EstimatorInputError(
             f"the model does not fit: the leanest layout ({ch.smallest.describe()}) needs "  # type: ignore[union-attr]
-            f"{ch.smallest_bytes / 1e9:.0f} GB per GPU, {r.accel.id} has {r.accel.memory_gb:g} GB "
+            f"{ch.smallest_bytes / 1e9:.0f} GB per GPU, {r.accel.id} has {r.accel.memory_bytes / 1e9:.1f} GB "
             f"({MEMORY_HEADROOM:.0%} usable)",
             "add GPUs, allow more pipeline/tensor parallelism or ZeRO-3, use recomputation, or a GPU with more memory")
     if len(user_fixed) < 8:
@@ -273,7 +274,7 @@ def estimate_training(model: ModelSpec | str | TrainingConfig | None = None, **i
         gpu_name=r.accel.name, gpus=n_gpus, precision=r.precision, layout=lay, mfu=t.mfu, hfu=t.hfu, goodput=good[0],
         gpu_hours_h=t.steps * t.step_s / 3600 / good[0] * n_gpus, wall_clock_h=t.steps * t.step_s / 3600 / good[0],
         step_time_s=t.step_s, time_breakdown={k: v / wall_total for k, v in t.parts.items()} | {
-            "downtime": 1 - good[0]}, memory=t.memory, memory_capacity_gb=r.accel.memory_gb,
+            "downtime": 1 - good[0]}, memory=t.memory, memory_capacity_gb=r.accel.memory_bytes / 1e9,
         avg_power_w=fp.facility_w, peak_power_w=fp.peak_facility_w, gpu_avg_power_w=fp.gpu_w, energy_mwh=fp.energy_mwh,
         gpu_energy_mwh=fp.gpu_energy_mwh, co2e_t=fp.co2e_t, embodied_co2e_t=fp.embodied_t, cost_usd=fp.cost.usd,
         ranges=fp.ranges, assumptions=A, calibration=cal_info,

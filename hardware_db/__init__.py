@@ -45,6 +45,8 @@ class Accelerator:
     source: str
     retrieved: str
     notes: str
+    memory_mib: float | None = None  # capacity the device reports to software (nvidia-smi total), binary MiB
+    memory_source: str = ""
 
     def peak_flops(self, precision: str) -> float:
         """Peak dense throughput in FLOP/s (TFLOP/s x 1e12) for ``precision`` (fp32, tf32, bf16, fp16, fp8, fp4)."""
@@ -60,8 +62,17 @@ class Accelerator:
 
     @property
     def memory_bytes(self) -> float:
-        """Memory capacity in bytes (``memory_gb`` is decimal GB)."""
-        return self.memory_gb * 1e9
+        """Memory capacity in bytes as the device reports it (``memory_mib`` x 2^20; an "80 GB" H100 reports
+        81,559 MiB = 85.5e9 bytes), else the datasheet's decimal ``memory_gb`` x 1e9 where no reported figure is
+        stored."""
+        return self.memory_mib * 2**20 if self.memory_mib else self.memory_gb * 1e9
+
+    @property
+    def memory_bytes_source(self) -> str:
+        """Where ``memory_bytes`` comes from."""
+        if self.memory_mib:
+            return f"{self.memory_mib:,.0f} MiB reported by the device ({self.memory_source})"
+        return f"datasheet {self.memory_gb:g} GB (decimal; no device-reported capacity stored: {self.memory_source})"
 
 
 @dataclass(frozen=True)
@@ -142,6 +153,8 @@ def _parse_accelerator(row: dict[str, str]) -> Accelerator:
         source=row["source"],
         retrieved=row["retrieved"],
         notes=row.get("notes", ""),
+        memory_mib=_num(row, "memory_mib", where),
+        memory_source=row.get("memory_source", ""),
     )
 
 
