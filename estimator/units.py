@@ -20,7 +20,10 @@ def registry():
     """The shared ``pint.UnitRegistry`` with FLOP, CO2e and USD defined."""
     import pint
 
-    ureg = pint.UnitRegistry(cache_folder=":auto:")  # cached parse of the definitions: ~0.1 s faster
+    # No on-disk cache: pint's ":auto:" cache (in ~/.cache/pint, keyed by file contents) records absolute paths of
+    # the venv that wrote it, so a later venv with the same pint fails once that venv is gone. The parse costs
+    # ~0.1 s, paid only when a quantity is first asked for (the --json path never is).
+    ureg = pint.UnitRegistry()
     ureg.define("FLOP = [flop] = flop")
     ureg.define("gCO2e = [co2e_mass] = gco2e")
     ureg.define("kgCO2e = 1000 * gCO2e")

@@ -14,4 +14,5 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
   (export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed; browser test will be skipped"
 fi
 ruff check .  # lint (rules in pyproject.toml [tool.ruff.lint]); fails the run on any finding
+mypy  # type-check estimator/ and hardware_db/ ([tool.mypy] in pyproject.toml); fails the run on any error
 python -m pytest "$@"
