@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from estimator.errors import EstimatorInputError
+from estimator.inputs import show
 
 SCHEMA = "llm-cost-calibration"
 SCHEMA_VERSION = 2
@@ -19,7 +20,8 @@ HOLDOUT_WARN = 0.25  # an estimate warns when the calibration's held-out median 
 # FLOP/s up to 1e17 (B200 dense fp4 is ~1e16), bytes/s up to 1e14 (HBM3e ~8e12), seconds up to 10.
 RANGES = {"flops_per_s": (1e6, 1e17), "bytes_per_s": (1e3, 1e14), "overhead_s": (0.0, 10.0),
           "latency_s": (0.0, 10.0), "blend_p": (1.0, 1e3), "tile_m": (0, 4096), "tile_n": (0, 4096),
-          "wave_slots": (0, 100_000), "wave_exponent": (0.0, 10.0), "w": (0.0, 1e5), "err": (0.0, 1e6)}
+          "wave_slots": (0, 100_000), "wave_exponent": (0.0, 10.0), "w": (0.0, 1e5), "max_w": (1.0, 1e5),
+          "err": (0.0, 1e6), "count": (0, 1e9)}
 
 
 @dataclass(frozen=True)
@@ -111,10 +113,22 @@ def _bad(path: str, problem: str) -> EstimatorInputError:
                                "docs/calibration-schema.md")
 
 
+def _finite(value) -> float | None:
+    """``value`` as a finite float, or None when it is not a number (bool, text, NaN, inf, a 400-digit integer)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        v = float(value)
+    except OverflowError:
+        return None
+    return v if math.isfinite(v) else None
+
+
 def _positive(path: str, where: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise _bad(path, f"{where} must be a non-negative number, got {value!r}")
-    return float(value)
+    v = _finite(value)
+    if v is None or v < 0:
+        raise _bad(path, f"{where} must be a non-negative number, got {show(value)}")
+    return v
 
 
 def _in_range(path: str, where: str, value, kind: str, allow_null: bool = False) -> float | None:
@@ -122,10 +136,10 @@ def _in_range(path: str, where: str, value, kind: str, allow_null: bool = False)
     if value is None and allow_null:
         return None
     lo, hi = RANGES[kind]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not lo <= value <= hi:
-        raise _bad(path, f"{where} must be a finite number in [{lo:g}, {hi:g}], got {value!r}")
-    return float(value)
+    v = _finite(value)
+    if v is None or not lo <= v <= hi:
+        raise _bad(path, f"{where} must be a finite number in [{lo:g}, {hi:g}], got {show(value)}")
+    return v
 
 
 def _check_gemm(path: str, where: str, g: object) -> None:
@@ -146,7 +160,11 @@ def _check_gemm(path: str, where: str, g: object) -> None:
 
 def _check_holdout(path: str, holdout: dict, where: str = "holdout") -> None:
     for k, v in holdout.items():
-        if k.endswith("_abs_rel_err"):
+        if k == "n" and v is not None:
+            _in_range(path, f"{where}.n", v, "count")
+            if v != int(v):
+                raise _bad(path, f"{where}.n must be a whole number, got {show(v)}")
+        elif k.endswith("_abs_rel_err"):
             _in_range(path, f"{where}.{k}", v, "err", allow_null=True)
         elif k in ("by_kind", "baseline_default") and isinstance(v, dict):
             for kk, vv in v.items():
@@ -194,8 +212,10 @@ def _check_collectives(path: str, coll: object) -> dict:
     for op, v in coll.items():
         if not isinstance(v, dict) or "bus_bytes_per_s" not in v:
             raise _bad(path, f"collectives.{op} lacks bus_bytes_per_s")
-        entries = {f"collectives.{op}": v, **{f"collectives.{op}.by_world_size.{w}": x
-                                              for w, x in (v.get("by_world_size") or {}).items()}}
+        by = v.get("by_world_size") or {}
+        if not isinstance(by, dict) or not all(str(w).isdigit() and 0 < int(w) <= 10 ** 7 for w in by):
+            raise _bad(path, f"collectives.{op}.by_world_size must map world sizes (whole numbers) to entries")
+        entries = {f"collectives.{op}": v, **{f"collectives.{op}.by_world_size.{w}": x for w, x in by.items()}}
         for where, x in entries.items():
             if not isinstance(x, dict):
                 raise _bad(path, f"{where} is not an object")
@@ -217,8 +237,13 @@ def validate_calibration(data: object, path: str = "<calibration>") -> Calibrati
         raise _bad(path, f"schema_version {version!r} is not supported (this version reads "
                          f"{', '.join(map(str, READABLE_VERSIONS))})")
     hw = data.get("hardware")
-    if not isinstance(hw, dict) or "device_type" not in hw:
-        raise _bad(path, "missing 'hardware' with 'device_type'")
+    if not isinstance(hw, dict) or not isinstance(hw.get("device_type"), str):
+        raise _bad(path, "missing 'hardware' with 'device_type' (a string)")
+    for k in ("accelerator_id", "device_name"):
+        if hw.get(k) is not None and not isinstance(hw[k], str):
+            raise _bad(path, f"hardware.{k} must be a string, got {show(hw[k])}")
+    if data.get("id") is not None and not isinstance(data["id"], str):
+        raise _bad(path, f"'id' must be a string, got {show(data['id'])}")
     km = data.get("kernel_model")
     _check_kernel_model(path, km, version)
     mem = data.get("memory")
@@ -230,7 +255,9 @@ def validate_calibration(data: object, path: str = "<calibration>") -> Calibrati
         for k in ("idle_w", "slope_w", "max_w"):
             if k not in power:
                 raise _bad(path, f"power lacks {k}")
-            _in_range(path, f"power.{k}", power[k], "w")
+            _in_range(path, f"power.{k}", power[k], "max_w" if k == "max_w" else "w")
+        if power["idle_w"] > power["max_w"]:
+            raise _bad(path, f"power.idle_w ({power['idle_w']:g} W) is above power.max_w ({power['max_w']:g} W)")
     coll = _check_collectives(path, data.get("collectives"))
     holdout = data.get("holdout") or {}
     if not isinstance(holdout, dict):
@@ -256,6 +283,10 @@ def load_calibration(path: str | Path, accelerator_id: str | None = None, force:
         data = json.loads(p.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise _bad(str(p), f"not valid JSON ({type(err).__name__}: {str(err).splitlines()[0][:80]})") from None
+    except RecursionError:
+        raise _bad(str(p), "nested too deeply to be a calibration") from None
+    except (ValueError, OverflowError):  # a number of more than 4,300 digits
+        raise _bad(str(p), "holds a number too long to read (over 4,300 digits)") from None
     cal = validate_calibration(data, str(p))
     if accelerator_id and not force and cal.accelerator_id != accelerator_id:
         measured = cal.accelerator_id or f"{cal.device_type} '{cal.device_name}'"

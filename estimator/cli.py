@@ -28,32 +28,34 @@ ALL, TP_, TS = frozenset((TRAIN, SERVE, PLAN)), frozenset((TRAIN, PLAN)), frozen
 
 
 class _Number(click.ParamType):
-    """A real number (the API checks its range, so every way in gets the same message)."""
+    """A real number. What does not parse is passed on as typed: the API refuses it (cast, then validated), so
+    the CLI and the Python API print the same one line for the same value."""
 
     name = "number"
 
-    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
         try:
             return float(value)
         except (TypeError, ValueError, OverflowError):
-            self.fail(f"must be a number, got {value!r}", param, ctx)
+            return value
 
 
 class _Count(click.ParamType):
-    """A whole number; scientific notation that is whole (1e5, 8.0) is accepted, 2.5 is not."""
+    """A whole number; scientific notation that is whole (1e5, 8.0) becomes an int. Anything else (2.5, text,
+    nan) is passed on as a number or as typed, for the API to refuse with its own message (never rounded)."""
 
     name = "integer"
 
-    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
         if isinstance(value, int):
             return value
         try:
             v = float(value)
         except (TypeError, ValueError, OverflowError):
-            self.fail(f"must be a whole number, got {value!r}", param, ctx)
-        if not math.isfinite(v) or v != int(v):
-            self.fail(f"must be a whole number, got {value!r}", param, ctx)
-        return int(v)
+            return value
+        if math.isfinite(v) and v == int(v):
+            return int(v)
+        return v if math.isfinite(v) else value
 
 
 NUMBER, COUNT = _Number(), _Count()
@@ -108,7 +110,7 @@ def _options() -> tuple[Opt, ...]:
                                                           "--gpus-per-replica")
           for k, h in (("tp", "Tensor"), ("pp", "Pipeline"), ("dp", "Data"), ("ep", "Expert (MoE)"),
                        ("cp", "Context"))),
-        Opt("--zero", click.IntRange(0, 3), "ZeRO stage 0-3 (3 = FSDP).", TP_),
+        Opt("--zero", COUNT, "ZeRO stage 0-3 (3 = FSDP).", TP_),
         Opt("--recompute", _choices(RECOMPUTE), "Activation recomputation.", TP_),
         Opt("--micro-batch", COUNT, "Sequences per micro-batch.", TP_, "serving takes --batch"),
         Opt("--global-batch-tokens", NUMBER, "Tokens per optimizer step.", TP_, "serving takes --batch"),
@@ -328,6 +330,9 @@ def _dispatch(argv: list[str]) -> None:
     if "--version" in argv:
         print(f"estimate (llm-cost-estimator) {_version()}")
         return
+    if not argv:
+        raise EstimatorInputError("no model given", "pass --params N, --preset NAME or --hf-config FILE "
+                                  "(estimate --help lists every option)")
     mode, rest = choose_mode(argv)
     check_flags(mode, rest)
     build_command(mode).main(args=rest, prog_name=f"estimate {mode}", standalone_mode=False)

@@ -289,6 +289,11 @@ class PlanConfig:
                                       "estimate")
         if kind == "days" and estimate.get("gpus") is None:
             raise EstimatorInputError("--budget-days needs the cluster size", "pass --gpus N (and --gpu)")
+        if scaling_law is not None:
+            from estimator.scaling import get_law
+
+            scaling_law = _text("scaling-law")(scaling_law)
+            get_law(scaling_law)  # an unknown law is refused here, before any estimate runs
         t = None if lifetime_inference_tokens is None else number(
             "lifetime-inference-tokens", lifetime_inference_tokens, minimum=0, inclusive=True)
         u = None if unique_tokens is None else number("unique-tokens", unique_tokens, hint="e.g. --unique-tokens 5e12")

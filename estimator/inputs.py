@@ -11,23 +11,53 @@ import math
 from estimator.errors import EstimatorInputError
 
 
+def show(value: object, limit: int = 40) -> str:
+    """A user value as a message shows it: numbers as ``%g`` (so 1e18 reads the same from the CLI and the API),
+    text quoted and shortened (a 5,000-digit argument does not become a 5,000-character message)."""
+    if isinstance(value, bool) or value is None:
+        return repr(value)
+    if isinstance(value, int):
+        if abs(value) < 10 ** 15:
+            return str(value)
+        if abs(value) < 10 ** 300:
+            return f"{float(value):g}"
+        return f"an integer of {len(str(abs(value))) if abs(value) < 10 ** 4000 else 'over 4,000'} digits"
+    if isinstance(value, float):
+        return f"{value:g}"
+    text = value if isinstance(value, str) else f"<{type(value).__name__}>"
+    if isinstance(value, str) and len(text) > limit:
+        return repr(text[:limit]) + f"... ({len(text):,} characters)"
+    return repr(text) if isinstance(value, str) else text
+
+
+def _float(value: object) -> float:
+    """float(value) where a huge integer (or one written out in 5,000 digits) is infinite, not an error."""
+    if isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf
+    return float(value)  # type: ignore[arg-type]
+
+
 def number(name: str, value: object, *, minimum: float = 0.0, inclusive: bool = False,
            maximum: float | None = None, hint: str = "") -> float:
     """Parse a user number; reject NaN, inf, non-numbers and out-of-range values with one clear line."""
     if isinstance(value, bool):
-        raise EstimatorInputError(f"--{name} must be a number, got {value!r}", hint or f"e.g. --{name} 1e9")
+        raise EstimatorInputError(f"--{name} must be a number, got {show(value)}", hint or f"e.g. --{name} 1e9")
     try:
-        v = float(value)  # type: ignore[arg-type]
+        v = _float(value.strip() if isinstance(value, str) else value)
     except (TypeError, ValueError, OverflowError):
-        raise EstimatorInputError(f"--{name} must be a number, got {value!r}", hint or f"e.g. --{name} 1e9") from None
+        raise EstimatorInputError(f"--{name} must be a number, got {show(value)}",
+                                  hint or f"e.g. --{name} 1e9") from None
     if not math.isfinite(v):
-        raise EstimatorInputError(f"--{name} must be finite, got {value!r}", hint or f"pass a finite --{name}")
+        raise EstimatorInputError(f"--{name} must be finite, got {show(value)}", hint or f"pass a finite --{name}")
     if (v < minimum) if inclusive else (v <= minimum):
         rel = ">=" if inclusive else ">"
-        raise EstimatorInputError(f"--{name} must be {rel} {minimum:g}, got {value!r}",
+        raise EstimatorInputError(f"--{name} must be {rel} {minimum:g}, got {show(value)}",
                                   hint or f"pass --{name} {rel} {minimum:g}")
     if maximum is not None and v > maximum:
-        raise EstimatorInputError(f"--{name} must be <= {maximum:g}, got {value!r}",
+        raise EstimatorInputError(f"--{name} must be <= {maximum:g}, got {show(value)}",
                                   hint or f"pass --{name} <= {maximum:g}")
     return v
 
@@ -42,7 +72,7 @@ def whole(name: str, value: object, *, minimum: int = 1, maximum: float = 1e15, 
     v = number(name, value, minimum=minimum, inclusive=True, maximum=maximum,
                hint=hint or f"pass --{name} N with {minimum} <= N <= {maximum:g}")
     if v != int(v):
-        raise EstimatorInputError(f"--{name} must be a whole number, got {value!r}",
+        raise EstimatorInputError(f"--{name} must be a whole number, got {show(value)}",
                                   hint or f"e.g. --{name} {max(minimum, 1)}")
     return int(v)
 
@@ -54,7 +84,9 @@ def optional_whole(name: str, value: object, **kw) -> int | None:
 
 def choice(name: str, value: object, allowed: tuple[str, ...] | dict) -> str:
     """A case-insensitive choice among ``allowed``; one line naming the choices otherwise."""
-    p = str(value).strip().lower()
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    p = value.strip().lower()
     if p not in allowed:
-        raise EstimatorInputError(f"unknown --{name} {value!r}", f"use one of {', '.join(allowed)}")
+        raise EstimatorInputError(f"unknown --{name} {show(value)}", f"use one of {', '.join(allowed)}")
     return p

@@ -37,6 +37,7 @@ SECANT_TOL = 0.02  # relative, on the metric, before the exact token scaling (N 
 STEP_TOL = 0.005  # stop when the next compute step is this small: shapes and layouts are discrete
 FINAL_TOL = 0.01  # the returned estimate uses the budget to within 1%
 MAX_STEPS = 8
+MIN_PLAN_PARAMS = 1e6  # the forward estimate's smallest model (estimator.resolve); a budget buying less is refused
 MOE_EXPERTS, MOE_TOP_K = 8, 2  # the MoE compared with the planned dense model (Mixtral-style 8 experts, top-2)
 MOE_LOSS_NOTE = "loss not predicted (no verified MoE scaling law)"
 SHAPE_OVERRIDES = PLAN_SHAPE_OVERRIDES
@@ -212,6 +213,10 @@ class _Planner:
     def run(self, *, n=None, spec: ModelSpec | None = None, d: float) -> TrainingEstimate:
         """One forward estimate of a candidate (model size or shape, tokens) on the plan's hardware."""
         self.calls += 1
+        if spec is None and n is not None and n < MIN_PLAN_PARAMS and self.cfg.params is None:
+            flag = BUDGETS[self.kind][2]
+            raise EstimatorInputError(f"{flag} {self.budget:g} buys less than a model of a million parameters "
+                                      f"({n:.3g} at {d:.3g} tokens)", f"pass a larger {flag}")
         cfg = TrainingConfig(model=spec, params=None if spec is not None else n, tokens=d, gpus=self.gpus,
                              seq_len=None if spec is not None else self.seq_len, **self.base)
         return estimate_training(cfg)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from estimator.errors import EstimatorInputError, suggest
+from estimator.inputs import show
 from estimator.model import ModelSpec, validate
 
 # --- presets ------------------------------------------------------------------------------------
@@ -153,6 +154,7 @@ def preset_rows() -> list[dict]:
 #: Pretraining contexts longer than this are capped (recorded in ``spec.notes``); RoPE models with a
 #: ``rope_scaling.original_max_position_embeddings`` use that value, the context before extension.
 SEQ_LEN_CAP = 32_768
+MAX_CONFIG_INT = 10 ** 9  # no size in a model config (layers, width, vocab, context) comes near a billion
 
 _LLAMA_LIKE = ("llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "gemma", "gemma2", "olmo", "olmo2", "olmoe",
                "phi3")
@@ -185,9 +187,9 @@ class _Cfg:
         key, value = hit
         if isinstance(value, float) and value.is_integer():
             value = int(value)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise EstimatorInputError(f"{self.path.name}: {key} must be a non-negative integer, got {value!r}",
-                                      "fix the value in the config file")
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_CONFIG_INT:
+            raise EstimatorInputError(f"{self.path.name}: {key} must be an integer in [0, {MAX_CONFIG_INT:.0e}], got "
+                                      f"{show(value)}", "fix the value in the config file")
         return value
 
     def get_bool(self, key: str, default: bool) -> bool:
@@ -209,6 +211,15 @@ class _Cfg:
         return value
 
 
+def _why_unreadable(err: BaseException) -> str:
+    """Why json could not read a file, in a few words (Python's own message names sys.set_int_max_str_digits)."""
+    if isinstance(err, RecursionError):
+        return "nested too deeply"
+    if "integer string conversion" in str(err):
+        return "a number with more than 4,300 digits"
+    return f"{type(err).__name__}: {str(err).splitlines()[0][:80] if str(err) else 'unreadable'}"
+
+
 def _read_json(path: str | Path) -> tuple[dict, Path]:
     p = Path(path).expanduser()
     if p.is_dir():
@@ -221,6 +232,9 @@ def _read_json(path: str | Path) -> tuple[dict, Path]:
         raise EstimatorInputError(f"{p} is not UTF-8 text", "pass a Hugging Face config.json") from None
     except json.JSONDecodeError as err:
         raise EstimatorInputError(f"{p} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})",
+                                  "pass a Hugging Face config.json") from None
+    except (ValueError, RecursionError, OverflowError, MemoryError) as err:  # a 5,000-digit number, deep nesting
+        raise EstimatorInputError(f"{p} cannot be read as a config ({_why_unreadable(err)})",
                                   "pass a Hugging Face config.json") from None
     if not isinstance(data, dict):
         raise EstimatorInputError(f"{p} holds a JSON {type(data).__name__}, not an object",
