@@ -15,6 +15,7 @@ A bad input prints one line on stderr and exits 2, and never touches what was me
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from typing import Annotated
 import typer
 
 from estimator.errors import EstimatorInputError, suggest
+from estimator.inputs import show
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Profile a GPU (or CPU) and fit a calibration for the cost estimator.")
@@ -38,6 +40,7 @@ SHAPE_KEYS = {
 }
 REQUIRED_KEYS = {"block": ("d_model", "seq"), "attention": ("d_model", "seq"), "decode": ("d_model", "context"),
                  "gemm": ("m", "n", "k"), "elementwise": ("numel",)}
+MAX_CPU_PROCS = 64  # gloo processes on one CPU host: beyond this a "collective" measures the scheduler
 NO_GPU = "no CUDA GPU visible: torch.cuda.is_available() is False; use --device cpu"
 
 
@@ -99,12 +102,13 @@ def parse_shape(kind: str, text: str, mode: str, dtype: str):
         if key not in SHAPE_KEYS[kind]:
             raise EstimatorInputError(f"unknown shape parameter {key!r} for a {kind}", suggest(key, SHAPE_KEYS[kind]))
         try:
-            params[key] = int(float(val)) if float(val).is_integer() else None
+            f = float(val)
+            params[key] = int(f) if math.isfinite(f) and f.is_integer() and f <= 2 ** 40 else None
         except ValueError:
             params[key] = None
         if params[key] is None or params[key] < (0 if key == "gated" else 1):
-            raise EstimatorInputError(f"shape parameter {key} must be a positive integer, got {val!r}",
-                                      f"e.g. {key}=1024")
+            raise EstimatorInputError(f"shape parameter {key} must be a positive integer up to 2^40, got "
+                                      f"{show(val.strip())}", f"e.g. {key}=1024")
     missing = [k for k in REQUIRED_KEYS[kind] if k not in params]
     if missing:
         raise EstimatorInputError(f"--shape for a {kind} lacks {', '.join(missing)}",
@@ -161,13 +165,27 @@ def sweep(
         _fail(err)
 
 
+def _check_sweep_numbers(threads: int, min_window_s: float | None, counter_periods: int | None,
+                         time_budget_s: float | None) -> None:
+    """The sweep's numeric options, refused with one line before anything is measured (never clamped)."""
+    if not 1 <= threads <= 4096:
+        raise EstimatorInputError(f"--threads {threads} must be between 1 and 4096", "e.g. --threads 1")
+    if counter_periods is not None and not 0 <= counter_periods <= 10_000:
+        raise EstimatorInputError(f"--counter-periods {counter_periods} must be between 0 and 10000",
+                                  "e.g. --counter-periods 20")
+    for flag, v in (("--min-window-s", min_window_s), ("--time-budget-s", time_budget_s)):
+        if v is not None and not (math.isfinite(v) and 0 < v <= 1e7):
+            raise EstimatorInputError(f"{flag} {v:g} must be a positive number of seconds", f"e.g. {flag} 1")
+
+
 def _sweep(quick, device, out, resume, dtype, country, kind, shape, mode, min_window_s, counter_periods,
            time_budget_s, threads, codecarbon, progress) -> None:
     from dataclasses import replace
 
+    _check_sweep_numbers(threads, min_window_s, counter_periods, time_budget_s)
     torch = _torch()
     dev = resolve_device(device)
-    torch.set_num_threads(max(1, threads))
+    torch.set_num_threads(threads)
     if not (len(country) == 3 and country.isalpha()):
         raise EstimatorInputError(f"--country {country!r} is not an ISO 3166 alpha-3 code", "e.g. --country USA")
     if mode not in ("fwd", "fwd_bwd"):
@@ -201,14 +219,19 @@ def _sweep(quick, device, out, resume, dtype, country, kind, shape, mode, min_wi
         if min_window_s is not None:
             repeat = replace(repeat, min_window_s=min_window_s)
         if counter_periods is not None:
-            repeat = replace(repeat, counter_periods=max(0, counter_periods))
+            repeat = replace(repeat, counter_periods=counter_periods)
         cfg = sw.SweepConfig(grid=grid, device=dev, dtypes=dtypes, repeat=repeat, country_iso_code=country.upper(),
-                             time_budget_s=time_budget_s, codecarbon=codecarbon, threads=max(1, threads))
-        counts = sw.run_sweep(shapes, out, cfg, backend, resume=resume, progress=progress)
+                             time_budget_s=time_budget_s, codecarbon=codecarbon, threads=threads)
+        try:
+            counts = sw.run_sweep(shapes, out, cfg, backend, resume=resume, progress=progress)
+        except OSError as err:  # the disk filled or the run directory went away mid-run: rows written so far stay
+            raise EstimatorInputError(f"cannot write to {out}: {err.strerror or err} (the rows measured so far are "
+                                      f"kept in {out / sw.MEASUREMENTS})",
+                                      f"free space, then rerun with --resume --out {out} to finish") from None
     finally:
         backend.close()
     summary = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
-    typer.echo(f"{out / sw.MEASUREMENTS}: {summary} (torch threads {max(1, threads)})")
+    typer.echo(f"{out / sw.MEASUREMENTS}: {summary} (torch threads {threads})")
     unstable = sum(1 for r in sw.read_records(out / sw.MEASUREMENTS) if r.get("unstable"))
     if unstable:
         typer.echo(f"profile-gpu: warning: {unstable} points kept a spread over {100 * repeat.max_spread:.0f}% "
@@ -371,15 +394,23 @@ def collectives(
         for op in (o.strip() for o in ops.split(",") if o.strip()):
             if op not in OPS:
                 raise EstimatorInputError(f"unknown collective {op!r}", suggest(op, OPS))
+        if not [o for o in ops.split(",") if o.strip()]:
+            raise EstimatorInputError("--ops names no collective", f"pass some of {', '.join(OPS)}")
         if nproc < 2:
             raise EstimatorInputError(f"--nproc {nproc}: a collective needs at least 2 processes", "pass --nproc 2")
+        most = _torch().cuda.device_count() if dev.startswith("cuda") else min(MAX_CPU_PROCS, 4 * (os.cpu_count() or 1))
+        if nproc > most:
+            raise EstimatorInputError(f"--nproc {nproc} is more processes than this machine can run ({most} on "
+                                      f"{'its GPUs' if dev.startswith('cuda') else 'its CPU cores'})",
+                                      f"pass --nproc {max(2, most)} or fewer")
+        for flag, v, hi in (("--iters", iters, 1_000_000), ("--repeats", repeats, 10_000)):
+            if not 1 <= v <= hi:
+                raise EstimatorInputError(f"{flag} {v} must be between 1 and {hi:,}", f"e.g. {flag} 20")
         if sizes:
-            try:
-                bad = [s for s in sizes.split(",") if s.strip() and int(s) <= 0]
-            except ValueError:
-                bad = [sizes]
-            if bad:
-                raise EstimatorInputError(f"--sizes {sizes!r} must be positive integers (bytes)", "e.g. 1024,1048576")
+            parts = [x.strip() for x in sizes.split(",") if x.strip()]
+            if not parts or not all(x.isdigit() and len(x) <= 14 and 0 < int(x) <= 2 ** 40 for x in parts):
+                raise EstimatorInputError(f"--sizes {show(sizes)} must be positive whole numbers of bytes up to 2^40",
+                                          "e.g. --sizes 1024,1048576")
         check_writable(out)
     except EstimatorInputError as err:
         _fail(err)
@@ -444,7 +475,13 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rc = app(args=argv, standalone_mode=False)  # without standalone mode, typer.Exit(n) comes back as n
     except errs["UsageError"] as err:  # NoSuchOption is a UsageError
-        sys.stderr.write(f"profile-gpu: error: {err.format_message()}; see profile-gpu --help\n")
+        msg = err.format_message().strip().rstrip(".")
+        if not msg:  # no sub-command: click printed the help and raised with an empty message
+            ctx = getattr(err, "ctx", None)
+            names = sorted(getattr(getattr(ctx, "command", None), "commands", {}) or ())
+            msg = "no command given" + (f" (one of: {', '.join(names)})" if names else "")
+        sys.stderr.write(f"profile-gpu: error: {msg[:300]}; "
+                         "see profile-gpu --help\n")
         raise SystemExit(2) from None
     except errs["Abort"]:
         sys.stderr.write("profile-gpu: error: aborted\n")

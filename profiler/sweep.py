@@ -215,11 +215,57 @@ def read_records(path: Path) -> list[dict]:
                 break
             raise EstimatorInputError(f"measurements file {path} line {i + 1} is not valid JSON",
                                       "pass a measurements.jsonl written by 'profile-gpu sweep'") from None
+        except (ValueError, RecursionError):  # a number of over 4,300 digits, or nesting too deep to read
+            raise EstimatorInputError(f"measurements file {path} line {i + 1} cannot be read (a number too long or "
+                                      "nesting too deep)", "pass a measurements.jsonl written by 'profile-gpu sweep'"
+                                      ) from None
         if not isinstance(rec, dict) or rec.get("schema") != RECORD_SCHEMA:
             raise EstimatorInputError(f"{path} line {i + 1} is not a profiler measurement (a foreign file?)",
                                       "pass a measurements.jsonl written by 'profile-gpu sweep'")
+        problem = record_problem(rec)
+        if problem:
+            raise EstimatorInputError(f"{path} line {i + 1}: {problem}",
+                                      "restore the row as 'profile-gpu sweep' wrote it, or delete that line and "
+                                      "re-measure it with --resume")
         out.append(rec)
     return out
+
+
+RECORD_DTYPES = ("bf16", "fp16", "fp32", "fp8")
+TEXT_PARAMS = ("op",)  # the one shape parameter that is a name (a collective's op); every other one is a number
+#: optional numeric fields of a record: when present they are numbers (or null), never text
+NUMERIC_FIELDS = ("time_s_median", "time_s_p10", "time_s_p90", "window_s", "flops_analytic", "flops_counted",
+                  "bytes_moved", "bytes_on_wire", "energy_j", "avg_power_w", "peak_mem_bytes", "mem_baseline_bytes",
+                  "n_iters", "temperature_c", "sm_clock_mhz")
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and (not isinstance(v, float) or math.isfinite(v))
+
+
+def record_problem(rec: dict) -> str | None:
+    """What makes a measurement row unusable (a missing key, text where a number belongs), or None."""
+    for key in ("shape_id", "kind", "status"):
+        if not isinstance(rec.get(key), str) or not rec[key]:
+            return f"'{key}' is missing or not a string"
+    if rec["status"] != "ok":
+        return None
+    for key in ("mode", "dtype"):
+        if not isinstance(rec.get(key), str):
+            return f"'{key}' is missing or not a string"
+    if not isinstance(rec.get("params"), dict):
+        return "'params' is missing or not an object"
+    if rec["dtype"] not in RECORD_DTYPES:
+        return f"dtype {rec['dtype'][:20]!r} is not one of {', '.join(RECORD_DTYPES)}"
+    bad = [k for k, v in rec["params"].items() if not (_is_number(v) or (k in TEXT_PARAMS and isinstance(v, str)))]
+    if bad:
+        return f"params.{bad[0]} is not a number"
+    if not _is_number(rec.get("time_s_median")) or rec["time_s_median"] <= 0:
+        return f"time_s_median must be a positive number, got {str(rec.get('time_s_median'))[:40]!r}"
+    for key in NUMERIC_FIELDS:
+        if rec.get(key) is not None and not _is_number(rec[key]):
+            return f"{key} must be a number or null, got {str(rec[key])[:40]!r}"
+    return None
 
 
 def done_ids(path: Path) -> set[str]:
@@ -240,6 +286,9 @@ def write_json_atomic(path: Path, obj: dict) -> None:
 
 # --- measuring one shape ----------------------------------------------------------------------------
 
+OOM_MESSAGES = ("out of memory", "can't allocate memory", "cannot allocate memory", "not enough memory")
+
+
 def is_oom(err: BaseException) -> bool:
     import torch
 
@@ -247,7 +296,9 @@ def is_oom(err: BaseException) -> bool:
                                   getattr(torch.cuda, "OutOfMemoryError", None)) if t)
     if isinstance(err, (*oom_types, MemoryError)):
         return True
-    return isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
+    # CUDA says "out of memory"; torch's CPU allocator says "can't allocate memory" / "not enough memory"
+    text = str(err).lower()
+    return isinstance(err, RuntimeError) and any(m in text for m in OOM_MESSAGES)
 
 
 def _free(device: str, collect: bool = False) -> None:
@@ -397,8 +448,9 @@ def prepare_run_dir(run_dir: Path, cfg: SweepConfig, env: dict, resume: bool) ->
     if resume and run_file.exists():
         try:
             old = json.loads(run_file.read_text())
-            old["sessions"]  # a run file always has its sessions (KeyError otherwise)
-        except (OSError, ValueError, KeyError, TypeError):
+            if not isinstance(old.get("sessions"), list) or not isinstance(old.get("environment", {}), dict):
+                raise TypeError("not a run file")  # a run file always has its list of sessions
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
             raise EstimatorInputError(f"{run_file} is corrupt or not a profiler run file",
                                       "restore it, or use a new --out directory") from None
         old_name = old.get("environment", {}).get("device_name")
