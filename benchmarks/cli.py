@@ -1,6 +1,6 @@
 """``estimate-benchmark``: blind training predictions, serving table and claims, written as Markdown, CSV and PNG.
 
-Usage: ``estimate-benchmark [--out DIR] [--only training|inference|claims] [--pue X] [--grid-intensity G]``.
+Usage: ``estimate-benchmark [--out DIR] [--only training|throughput|inference|claims] [--pue X] [--grid-intensity G]``.
 Writes into ``./benchmark-report/`` unless ``--out`` names another folder (the repository's own report is
 ``estimate-benchmark --out benchmarks``). The plot needs matplotlib (``pip install "llm-cost-estimator[bench]"``);
 without it the report is written without the plot and one note says so. Bad input, and an output folder that
@@ -188,6 +188,40 @@ def plot(long: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+# --------------------------------------------------------------------------- throughput
+
+def throughput_section(df: pd.DataFrame) -> str:
+    from benchmarks import throughput_bench as thb
+
+    def summary_table(by: str | None) -> str:
+        s = thb.summarise(df, by)
+        if s.empty:
+            return "(no scored rows)"
+        s = s.assign(layout=s.pop("layout_published").map({True: "published", False: "not published"}))
+        for c in ("ours_median_abs", "ours_p90_abs", "baseline_median_abs", "baseline_p90_abs"):
+            s[c] = s[c].map(lambda v: _fmt(v, "abspct"))
+        return _md_table(s[["layout"] + [c for c in s.columns if c != "layout"]])
+
+    t = df.assign(metric=df["metric"].map(thb.METRIC_LABELS), reported=df["reported"].map(_fmt),
+                  predicted=df["predicted"].map(_fmt), error=df["error"].map(lambda v: _fmt(v, "pct")),
+                  baseline_error=df["baseline_error"].map(lambda v: _fmt(v, "pct")),
+                  layout_published=df["layout_published"].map({True: "yes", False: "no"}),
+                  scored=df["scored"].map({True: "yes", False: "no"}))[
+        ["id", "source", "layout_published", "metric", "reported", "predicted", "error", "baseline_error", "scored",
+         "layout_used", "failed", "notes"]]
+    return "\n".join([
+        "## Training throughput at the published layout (issue 14, item 2)", "",
+        "Each row of `benchmarks/data/training_throughput.csv` predicted blind with `estimate_training` at its "
+        "published configuration (shape, accelerator, GPUs, precision, TP/PP/CP/EP/DP, micro-batch, recompute, "
+        "ZeRO/FSDP, sequence length, global batch), compared on the one metric the row reports in its own convention "
+        "(see `benchmarks/throughput_bench.py`). Rows without a published TP/PP run at the estimator's own layout and "
+        "are summarised apart. Baseline: MFU = 40% (tokens/s/GPU = 0.4 x peak / (6 N_active + 12 L d T)). "
+        "Error = predicted / reported - 1; |error| over scored rows both predicted. Megatron-LM 2021 Table 1 is not "
+        "here: it fits `framework_efficiency`.", "",
+        "### Summary", "", summary_table(None), "", "### By source", "", summary_table("source"), "",
+        "### By organisation", "", summary_table("organisation"), "", "### Per row", "", _md_table(t), ""])
+
+
 # --------------------------------------------------------------------------- inference and claims
 
 def inference_section(df: pd.DataFrame, summ: dict) -> str:
@@ -243,6 +277,13 @@ def build(out: Path, only: str | None, pue, grid, with_plot: bool = True) -> str
             parts += ["(Plot not drawn: matplotlib is not installed.)", ""]
         printed.append(summ[["metric", "n_predicted", "ours_median_abs", "ours_worst_abs",
                              "baseline_same_runs_median_abs", "baseline_same_runs_worst_abs"]].to_string(index=False))
+    if only in (None, "throughput"):
+        from benchmarks import throughput_bench as thb
+
+        thr = thb.run_throughput()
+        thr.to_csv(results / "throughput_predictions.csv", index=False)
+        parts.append(throughput_section(thr))
+        printed.append(thb.summarise(thr).to_string(index=False))
     if only in (None, "inference"):
         from benchmarks.inference_bench import run_inference, summarise_inference
 
@@ -271,7 +312,7 @@ def build(out: Path, only: str | None, pue, grid, with_plot: bool = True) -> str
 def main(argv=None) -> int:
     p = _Parser(prog="estimate-benchmark", description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default ./benchmark-report)")
-    p.add_argument("--only", choices=("training", "inference", "claims"))
+    p.add_argument("--only", choices=("training", "throughput", "inference", "claims"))
     p.add_argument("--pue", type=float, help="PUE for every run (overrides the runs' own)")
     p.add_argument("--grid-intensity", type=float, help="gCO2e/kWh for every run (overrides the runs' own)")
     a = p.parse_args(argv)
