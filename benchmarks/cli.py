@@ -92,6 +92,9 @@ def training_section(long: pd.DataFrame, runs: pd.DataFrame, summ: pd.DataFrame,
            "6·N_active·D / (dense peak × 40%), days = that / GPUs, energy = baseline GPU-hours × TDP × PUE. "
            "Error = predicted / reported − 1.", "",
            "### Accuracy summary (evidence rows only)", "",
+           "GPU-hours: comparable runs only, i.e. hours of one pre-training pass (`hours_cover` = `pretraining_pass`, "
+           "or `derived_gpus_x_days`: chips x days x 24 of the run); hours with distillation, post-training or "
+           "downtime, aggregates and unknown covers are listed below, not scored. "
            "Energy: `measured` and `partial_measured` rows only (TDP-formula and category-average rows are listed "
            "separately below). CO2e: rows whose CO2e rests on measured energy. Ours and baseline on the same runs.", ""]
     rows = []
@@ -141,6 +144,15 @@ def training_section(long: pd.DataFrame, runs: pd.DataFrame, summ: pd.DataFrame,
             "### Inputs the estimator chose (per run)", "",
             _md_table(runs[runs["notes"] != ""][["id", "gpus_used", "notes"]].assign(
                 gpus_used=lambda x: x["gpus_used"].map(lambda v: "" if pd.isna(v) else int(v)))), ""]
+    nc = tb.hours_not_comparable(long)
+    if len(nc):
+        t = nc[["id", "basis", "predicted", "reported", "error", "baseline_error"]].copy()
+        t["predicted"], t["reported"] = t["predicted"].map(_fmt), t["reported"].map(_fmt)
+        t["error"], t["baseline_error"] = t["error"].map(lambda v: _fmt(v, "pct")), t["baseline_error"].map(
+            lambda v: _fmt(v, "pct"))
+        out += ["### GPU-hours that are not one pre-training pass (shown, not scored)", "",
+                "Tag after the comma: `hours_cover` in `benchmarks/data/training_runs.csv` (evidence in "
+                "`hours_cover_evidence`).", "", _md_table(t), ""]
     ex = tb.excluded(long).dropna(subset=["predicted"])
     if len(ex):
         t = ex[["id", "metric", "basis", "predicted", "reported", "error"]].copy()

@@ -16,6 +16,12 @@ estimator. Scopes follow ``energy_kind`` in the data README:
   so) -> our ``gpu_energy_mwh`` x PUE.
 * ``category_average``, ``tdp_formula``: compared, but not evidence; excluded from the accuracy summary.
 
+GPU-hours are scored only where they are comparable with one pre-training pass (``hours_cover`` in the data
+README): ``pretraining_pass`` (the source says the hours are that model's pre-training) and ``derived_gpus_x_days``
+(chips x days x 24 of the run, which is the run's allocation and the best published proxy for its GPU time). Hours
+that include distillation, post-training or downtime, that total several runs, or whose cover is unknown are shown
+with their tag and not scored (``COMPARABLE_HOURS_COVER``).
+
 Units: GPU-hours (h), days (d), energy (MWh), CO2e (tonnes).
 """
 
@@ -33,6 +39,9 @@ METRIC_LABELS = {"gpu_hours": "GPU-hours", "days": "days", "energy_mwh": "energy
 BASELINE_MFU = 0.40
 MEASURED_ENERGY_KINDS = ("measured", "partial_measured")
 FORMULA_WORDS = ("formula", "hypothetical", "tdp", "estimate")
+COMPARABLE_HOURS_COVER = ("pretraining_pass", "derived_gpus_x_days")
+HOURS_COVER = COMPARABLE_HOURS_COVER + ("with_distillation", "with_post_training", "with_downtime",
+                                        "aggregate_many_runs", "unknown", "not_applicable")
 
 
 @cache
@@ -41,6 +50,9 @@ def load_runs() -> pd.DataFrame:
     df = pd.read_csv(files("benchmarks") / "data" / "training_runs.csv")
     if df["id"].duplicated().any():
         raise ValueError(f"training_runs.csv: duplicate ids {sorted(df.loc[df['id'].duplicated(), 'id'])}")
+    covers = set(df["hours_cover"].fillna("")) - set(HOURS_COVER)
+    if covers:
+        raise ValueError(f"training_runs.csv: unknown hours_cover {sorted(covers)}")
     kinds = set(df["energy_kind"].dropna()) - {"measured", "partial_measured", "category_average", "tdp_formula"}
     if kinds:
         raise ValueError(f"training_runs.csv: unknown energy_kind {sorted(kinds)}")
@@ -212,7 +224,7 @@ def predict_run(row: dict, pue=None, grid_intensity=None) -> dict:
 
 def _basis(row: dict, metric: str) -> str:
     if metric == "gpu_hours":
-        return str(_val(row, "gpu_hours_basis") or "")
+        return f"{_val(row, 'gpu_hours_basis') or ''}, {_val(row, 'hours_cover') or 'untagged'}"
     if metric == "days":
         return "reported"
     if metric == "energy_mwh":
@@ -225,7 +237,10 @@ REPORTED_COL = {"gpu_hours": "reported_gpu_hours", "days": "reported_days", "ene
 
 
 def in_summary(metric: str, basis: str) -> bool:
-    """Which reported values are evidence: formula-based energy/CO2e reproduce a TDP model by construction."""
+    """Which reported values are evidence: GPU-hours of one pre-training pass (``COMPARABLE_HOURS_COVER``);
+    measured energy and CO2e (formula-based ones reproduce a TDP model by construction)."""
+    if metric == "gpu_hours":
+        return basis.rsplit(", ", 1)[-1] in COMPARABLE_HOURS_COVER
     if metric == "energy_mwh":
         return basis in MEASURED_ENERGY_KINDS
     if metric == "co2e_t":
@@ -281,4 +296,9 @@ def summarise(long: pd.DataFrame) -> pd.DataFrame:
 
 def excluded(long: pd.DataFrame) -> pd.DataFrame:
     """Energy and CO2e rows left out of the summary (formula-based or category averages)."""
-    return long[~long["in_summary"]]
+    return long[~long["in_summary"] & (long["metric"] != "gpu_hours")]
+
+
+def hours_not_comparable(long: pd.DataFrame) -> pd.DataFrame:
+    """GPU-hours rows shown but not scored: their hours are not one pre-training pass (tag in ``basis``)."""
+    return long[(long["metric"] == "gpu_hours") & ~long["in_summary"]]

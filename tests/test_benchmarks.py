@@ -153,3 +153,20 @@ def test_a_bug_is_one_error_line_with_exit_1(tmp_path, monkeypatch, capsys):
         cli.main(["--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert e.value.code == 1 and err.startswith("error: internal error: KeyError") and err.count("\n") == 1
+
+
+def test_gpu_hours_are_scored_only_on_one_pretraining_pass(training, tmp_path, capsys):
+    """hours_cover (benchmarks/data/README.md): pretraining_pass and derived_gpus_x_days are scored; distillation
+    (Llama 3.2 card), post-training (Llama 3.1 card), downtime (PaLM Sec 4, BLOOM) are shown, not scored."""
+    long, _, s = training
+    g = long[long["metric"] == "gpu_hours"].set_index("id")
+    covers = g["basis"].str.rsplit(", ", n=1).str[-1]
+    assert (g["in_summary"] == covers.isin(tb.COMPARABLE_HOURS_COVER)).all()
+    for rid in ("llama3.2-1b", "llama3.1-405b", "palm-540b", "bloom-176b", "code-llama-aggregate", "falcon-180b"):
+        assert not g.loc[rid, "in_summary"], rid
+    for rid in ("llama3-8b", "deepseek-v3", "gpt3-175b", "mpt-7b"):
+        assert g.loc[rid, "in_summary"], rid
+    assert s.loc["gpu_hours", "n_reported"] == int(g["in_summary"].sum())
+    assert cli.main(["--out", str(tmp_path), "--only", "training"]) == 0
+    md = (tmp_path / "REPORT-training.md").read_text()
+    assert "not one pre-training pass (shown, not scored)" in md and "with_distillation" in md
