@@ -115,6 +115,8 @@ def _options() -> tuple[Opt, ...]:
         Opt("--micro-batch", COUNT, "Sequences per micro-batch.", TP_, "serving takes --batch"),
         Opt("--global-batch-tokens", NUMBER, "Tokens per optimizer step.", TP_, "serving takes --batch"),
         Opt("--mfu", NUMBER, "Override the time model with this MFU (0-1].", TP_),
+        Opt("--no-flash-attention", bool, "Software without FlashAttention (before 2022): attention scores in HBM.",
+            TP_, is_flag=True),
         Opt("--pue", NUMBER, "Power usage effectiveness (>= 1)."),
         Opt("--region", str, "Country, US state (US-VA), or cloud region (estimate --list-regions)."),
         Opt("--grid-intensity", NUMBER, "gCO2e/kWh; overrides --region."),
@@ -258,6 +260,8 @@ def _emit(d: dict, as_json: bool, rows_fn: str, title: str, extra=None) -> None:
 def run_mode(mode: str, kw: dict, as_json: bool) -> None:
     """Build the mode's config from the parsed options, estimate, and print."""
     kw = {k: v for k, v in kw.items() if v is not None and v is not False}
+    if kw.pop("no_flash_attention", False):
+        kw["flash_attention"] = False
     model = _model(kw)
     if mode == TRAIN:
         from estimator.config import TrainingConfig

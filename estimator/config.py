@@ -19,9 +19,11 @@ from estimator.inputs import choice, number, whole
 from estimator.model import ModelSpec
 
 MAX_GPUS = 10_000_000  # the layout search enumerates divisors of the count; 1e7 GPUs is ~50x any cluster built
-WEIGHT_PRECISIONS = {p: DTYPE_BYTES[p] for p in ("bf16", "fp16", "fp8", "int4")}  # bytes per weight
+WEIGHT_PRECISIONS = {**{p: DTYPE_BYTES[p] for p in ("bf16", "fp16", "fp8", "int4")}, "fp4": 0.5}  # bytes per weight
 KV_PRECISIONS = {p: DTYPE_BYTES[p] for p in ("bf16", "fp16", "fp8")}  # bytes per cached element
 MAX_TOTAL_TOKENS = 10_000_000  # prompt + output + reasoning per request
+BATCHING = ("continuous", "static")  # serving scheduler: in-flight batching, or whole batches (gptSessionBenchmark)
+OPTIMISE = ("cost", "energy")  # what the default replica size and batch minimise per output token
 MAX_BATCH = 1_000_000
 
 
@@ -94,7 +96,8 @@ TRAINING = SHAPE | SITE | {
     "electricity_usd_per_kwh": _pos("electricity-usd-per-kwh"),
     "framework_efficiency": _pos("framework-efficiency", maximum=1.0),
     "failure_rate_per_gpu_hour": _nonneg("failure-rate-per-gpu-hour"),
-    "restart_overhead_hours": _nonneg("restart-overhead-hours"), "target_days": _pos("target-days")}
+    "restart_overhead_hours": _nonneg("restart-overhead-hours"), "target_days": _pos("target-days"),
+    "flash_attention": _flag("flash_attention")}
 SERVING = SHAPE | SITE | {
     "gpus_per_replica": _int("gpus-per-replica", maximum=4096), "batch": _int("batch", maximum=MAX_BATCH),
     "prompt_tokens": _int("prompt-tokens", maximum=MAX_TOTAL_TOKENS),
@@ -104,7 +107,9 @@ SERVING = SHAPE | SITE | {
     "kv_precision": lambda v: choice("kv-precision", v, KV_PRECISIONS),
     "queries_per_day": _pos("queries-per-day", maximum=1e15, hint="e.g. --queries-per-day 1e6"),
     "peak_to_average": _pos("peak-to-average", minimum=1.0, inclusive=True, maximum=1e3,
-                            hint="peak / average load, >= 1, e.g. --peak-to-average 2")}
+                            hint="peak / average load, >= 1, e.g. --peak-to-average 2"),
+    "batching": lambda v: choice("batching", v, BATCHING), "optimise": lambda v: choice("optimise", v, OPTIMISE),
+    "ttft_slo_ms": _pos("ttft-slo-ms", maximum=1e9), "tpot_slo_ms": _pos("tpot-slo-ms", maximum=1e9)}
 
 
 class _Validated:
@@ -184,6 +189,7 @@ class TrainingConfig(_Validated):
     failure_rate_per_gpu_hour: float | None = None
     restart_overhead_hours: float | None = None
     target_days: float = 90.0
+    flash_attention: bool = True  # software vintage: False for runs before FlashAttention (Dao et al. 2022)
 
     _checks = TRAINING  # type: ignore[assignment]
 
@@ -224,6 +230,10 @@ class ServingConfig(_Validated):
     price_per_gpu_hour: float | None = None
     calibration: Any = None
     force_calibration: bool = False
+    batching: str | None = None
+    optimise: str | None = None
+    ttft_slo_ms: float | None = None
+    tpot_slo_ms: float | None = None
 
     _checks = SERVING  # type: ignore[assignment]
 

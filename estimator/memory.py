@@ -98,7 +98,7 @@ class MemoryBreakdown:
 
 def training_memory_per_gpu(s: ModelSpec, *, tp: int, pp: int, dp: int, ep: int = 1, zero: int = 1,
                             micro_batch: int = 1, recompute: str = "none", seq: int | None = None,
-                            sequence_parallel: bool = True, cp: int = 1) -> MemoryBreakdown:
+                            sequence_parallel: bool = True, cp: int = 1, flash: bool = True) -> MemoryBreakdown:
     """Memory on the busiest GPU (first pipeline stage) under TP x CP x PP x DP (x EP) with ZeRO-``zero``.
 
     Weights of the embedding and of the LM head sit on the first and last stage; the first stage
@@ -124,16 +124,16 @@ def training_memory_per_gpu(s: ModelSpec, *, tp: int, pp: int, dp: int, ep: int 
     weights = per_gpu_params * WEIGHT_BYTES / np.where(zero >= 3, shard, 1)
     grads = per_gpu_params * GRAD_BYTES / np.where(zero >= 2, shard, 1)
     opt = per_gpu_params * OPTIMIZER_BYTES / np.where(zero >= 1, shard, 1)
-    act_layer_dense = block_activation_bytes(s, micro_batch, seq, recompute=recompute, tp=tp,
+    act_layer_dense = block_activation_bytes(s, micro_batch, seq, recompute=recompute, tp=tp, flash=flash,
                                              sequence_parallel=sequence_parallel, moe_layer=False)
-    act_layer_moe = block_activation_bytes(s, micro_batch, seq, recompute=recompute, tp=tp,
+    act_layer_moe = block_activation_bytes(s, micro_batch, seq, recompute=recompute, tp=tp, flash=flash,
                                            sequence_parallel=sequence_parallel, moe_layer=True) if s.is_moe else 0.0
     moe_frac = s.moe_layers / s.layers
     act_layer = act_layer_dense * (1 - moe_frac) + act_layer_moe * moe_frac
     activations: Any = act_layer * layers_per_stage * pp / cp  # 1F1B: pp micro-batches in flight on stage 0
     if recompute == "full":
         # the layer being recomputed needs its full activations once
-        activations += block_activation_bytes(s, micro_batch, seq, recompute="none", tp=tp,
+        activations += block_activation_bytes(s, micro_batch, seq, recompute="none", tp=tp, flash=flash,
                                               sequence_parallel=sequence_parallel) / cp
     # fp32 logits + their gradient on the last stage (for pp == 1 that is this GPU)
     logits = np.where(pp == 1, 4.0 * 2 * micro_batch * seq * s.vocab / (tp * cp), 0.0)

@@ -165,7 +165,8 @@ def _axis_values(s: ModelSpec, gpus: int, scaleup_domain: int, fixed: dict) -> d
     else:
         eps = [1]
     return {"tp": tps, "cp": cps, "pp": pps, "ep": eps, "zero": [fixed["zero"]] if "zero" in fixed else [1, 3],
-            "recompute": [fixed["recompute"]] if "recompute" in fixed else list(RECOMPUTE),
+            "recompute": ([fixed["recompute"]] if "recompute" in fixed
+                          else list(fixed.get("recompute_modes", RECOMPUTE))),
             "micro_batch": [fixed["micro_batch"]] if "micro_batch" in fixed else [1, 2, 4],
             "interleave": [1, 2, 4]}
 
@@ -226,21 +227,21 @@ def interpolate(a, b, f):
 
 
 def layout_cost(spec: ModelSpec, *, accel, km: KernelModel, arrays: dict, rec: str, frac, gb_seqs: int, seq: int,
-                dtype_bytes: float, dp_overlap: float):
+                dtype_bytes: float, dp_overlap: float, flash: bool = True):
     """(MemoryBreakdown, StepTime) of layouts given as arrays; ``partial`` interpolates none and full per layer."""
     if rec == "partial":
         kw = dict(accel=accel, km=km, arrays=arrays, frac=0.0, gb_seqs=gb_seqs, seq=seq, dtype_bytes=dtype_bytes,
-                  dp_overlap=dp_overlap)
+                  dp_overlap=dp_overlap, flash=flash)
         m0, t0 = layout_cost(spec, rec="none", **kw)
         m1, t1 = layout_cost(spec, rec="full", **kw)
         return interpolate(m0, m1, frac), interpolate(t0, t1, frac)
     arr = arrays
     cp = arr.get("cp", 1)
     mem = training_memory_per_gpu(spec, tp=arr["tp"], pp=arr["pp"], dp=arr["dp"], ep=arr["ep"], zero=arr["zero"],
-                                  micro_batch=arr["micro_batch"], recompute=rec, seq=seq, cp=cp)
+                                  micro_batch=arr["micro_batch"], recompute=rec, seq=seq, cp=cp, flash=flash)
     st = step_time(spec, accel, km, tp=arr["tp"], pp=arr["pp"], dp=arr["dp"], ep=arr["ep"], zero=arr["zero"],
                    micro_batch=arr["micro_batch"], recompute=rec, global_batch_seqs=gb_seqs, seq=seq,
-                   dtype_bytes=dtype_bytes, dp_overlap=dp_overlap, interleave=arr["interleave"], cp=cp)
+                   dtype_bytes=dtype_bytes, dp_overlap=dp_overlap, interleave=arr["interleave"], cp=cp, flash=flash)
     return mem, st
 
 
@@ -270,7 +271,7 @@ class LayoutChoice:
 
 
 def choose_layout(*, spec: ModelSpec, accel, km: KernelModel, n_gpus: int, gb_seqs: int, fixed: dict, seq: int,
-                  dtype_bytes: float, dp_overlap: float, capacity: float) -> LayoutChoice:
+                  dtype_bytes: float, dp_overlap: float, capacity: float, flash: bool = True) -> LayoutChoice:
     """Fastest valid layout that fits in ``capacity`` bytes per GPU.
 
     All layouts of one recompute mode are evaluated at once as numpy arrays. A layout that does not
@@ -278,7 +279,8 @@ def choose_layout(*, spec: ModelSpec, accel, km: KernelModel, n_gpus: int, gb_se
     recomputed (whole layers per stage), so cost grows smoothly with memory pressure.
     """
     groups = candidate_layouts(spec, n_gpus, gb_seqs, accel.scaleup_domain or 8, fixed)
-    cost_args = dict(accel=accel, km=km, gb_seqs=gb_seqs, seq=seq, dtype_bytes=dtype_bytes, dp_overlap=dp_overlap)
+    cost_args = dict(accel=accel, km=km, gb_seqs=gb_seqs, seq=seq, dtype_bytes=dtype_bytes, dp_overlap=dp_overlap,
+                     flash=flash)
     n_valid = len(groups[0]) * len(groups) if groups else 0
     none = next((g for g in groups if g.recompute == "none"), None)
     if none is not None and fixed.get("recompute") is None:

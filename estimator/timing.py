@@ -77,12 +77,20 @@ def gemm_forward_s(s: ModelSpec, batch, seq, km: KernelModel, *, tp=1, cp=1, ep=
                for c, m, n, k in block_gemms(s, tokens, tp=tp, cp=cp, ep=ep, moe_layer=moe_layer))
 
 
+def unfused_attention_bytes(s: ModelSpec, batch, seq, dtype_bytes: float = 2.0):
+    """HBM bytes standard (non-Flash) attention moves for its score matrices in one forward pass: it writes the
+    scores S = QK^T, reads them for the softmax, writes P and reads P for PV, 4 s^2 elements per head and sequence
+    (Dao et al. 2022, FlashAttention, Sec. 2.2 Algorithm 0: Theta(N d + N^2) HBM accesses)."""
+    return 4.0 * dtype_bytes * s.heads * np.asarray(seq, dtype=float) ** 2 * np.asarray(batch, dtype=float)
+
+
 def block_time_s(s: ModelSpec, batch, seq, km: KernelModel, training: bool = True, tp=1, recompute: str = "none",
-                 moe_layer: bool | None = None, dtype_bytes: float = 2.0, cp=1, ep=1):
+                 moe_layer: bool | None = None, dtype_bytes: float = 2.0, cp=1, ep=1, flash: bool = True):
     """Time of one decoder block on one GPU (its 1/(tp cp) share) for ``batch`` x ``seq`` tokens.
 
     ``training`` adds the backward pass: GEMM and attention work doubled (two kernels per forward
-    kernel), elementwise traffic doubled; ``recompute`` adds the recomputed forward work.
+    kernel), elementwise traffic doubled; ``recompute`` adds the recomputed forward work. Without FlashAttention
+    (``flash=False``, software before 2022) the attention also streams its s x s score matrices through HBM.
     """
     moe = s.is_moe if moe_layer is None else moe_layer
     f = block_forward_flops(s, batch, seq, moe_layer=moe)
@@ -90,6 +98,8 @@ def block_time_s(s: ModelSpec, batch, seq, km: KernelModel, training: bool = Tru
     tpcp = tp * cp
     gemm_fwd = gemm_forward_s(s, batch, seq, km, tp=tp, cp=cp, ep=ep, moe_layer=moe, dtype_bytes=dtype_bytes)
     attn_fwd = f.attn_core / tpcp / km.attn_flops_per_s + km.attn_overhead_s
+    if not flash:
+        attn_fwd = attn_fwd + unfused_attention_bytes(s, batch, seq, dtype_bytes) / tpcp / km.stream_bps
     mem_fwd = (elementwise_bytes_per_token(s, moe, dtype_bytes) * tokens / tpcp / km.mem_bytes_per_s
                + N_ELEMENTWISE_PER_BLOCK * km.mem_overhead_s)
     fwd = gemm_fwd + attn_fwd + mem_fwd + km.block_overhead_s
@@ -204,10 +214,10 @@ class StepTime:
 
 
 def stage_time_s(s: ModelSpec, km: KernelModel, *, tp, cp, ep, pp, micro_batch, seq, recompute: str,
-                 dtype_bytes: float):
+                 dtype_bytes: float, flash: bool = True):
     """One micro-batch's forward+backward through one pipeline stage's layers (the LM head spread evenly)."""
     dense_frac = 1.0 - s.moe_layers / s.layers
-    kw = dict(dtype_bytes=dtype_bytes, cp=cp, ep=ep)
+    kw = dict(dtype_bytes=dtype_bytes, cp=cp, ep=ep, flash=flash)
     t_layer = dense_frac * block_time_s(s, micro_batch, seq, km, True, tp, recompute, moe_layer=False, **kw)
     if s.moe_layers:
         t_layer = t_layer + (1 - dense_frac) * block_time_s(s, micro_batch, seq, km, True, tp, recompute,
@@ -217,8 +227,14 @@ def stage_time_s(s: ModelSpec, km: KernelModel, *, tp, cp, ep, pp, micro_batch, 
 
 
 def step_time(s: ModelSpec, accel, km: KernelModel, *, tp, pp, dp, ep, zero, micro_batch, recompute: str,
-              global_batch_seqs, seq, dtype_bytes: float, dp_overlap: float, interleave=1, cp=1) -> StepTime:
-    """Step time of one training step for (possibly arrays of) layouts with one recompute mode."""
+              global_batch_seqs, seq, dtype_bytes: float, dp_overlap: float, interleave=1, cp=1,
+              flash: bool = True) -> StepTime:
+    """Step time of one training step for (possibly arrays of) layouts with one recompute mode.
+
+    Data-parallel traffic: the gradient all-reduce once per step (ZeRO-0..2), or under ZeRO-3 the parameters
+    all-gathered for every micro-batch's forward and backward and its gradients reduce-scattered, 3 (n-1)/n of the
+    parameter bytes per micro-batch (Rajbhandari et al. 2020, Sec. 7.2.2; PyTorch FSDP without no_sync).
+    """
     tp, pp, dp, ep, cp = (np.asarray(x, dtype=float) for x in (tp, pp, dp, ep, cp))
     mb = np.asarray(micro_batch, dtype=float)
     tpcp = tp * cp  # CP splits every token-parallel piece of work (GEMM rows, attention queries) like TP does
@@ -226,7 +242,7 @@ def step_time(s: ModelSpec, accel, km: KernelModel, *, tp, pp, dp, ep, zero, mic
     m = np.floor(global_batch_seqs / (dp * mb))  # micro-batches per step per pipeline
     layers_per_stage = np.ceil(s.layers / pp)
     t_stage = stage_time_s(s, km, tp=tp, cp=cp, ep=ep, pp=pp, micro_batch=mb, seq=seq, recompute=recompute,
-                           dtype_bytes=dtype_bytes)
+                           dtype_bytes=dtype_bytes, flash=flash)
     # communication bandwidths (bytes/s): inside the scale-up domain (NVLink/ICI) or across nodes
     up, out = (b * 1e9 for b in link_bandwidths_gb_per_s(accel))
     domain = accel.scaleup_domain or 1
@@ -254,7 +270,8 @@ def step_time(s: ModelSpec, accel, km: KernelModel, *, tp, pp, dp, ep, zero, mic
     params_gpu = ((pc.total - expert) / (tp * pp)) + expert / (tp * pp * ep)
     dp_bw = np.where(tpcp * pp * dp <= domain, up, out)
     # gradients are reduced over every replica of the weights: DP x CP ranks
-    t_dp_raw = ring_allreduce_s(params_gpu * 2.0, dp * cp, dp_bw) * np.where(zero >= 3, 1.5, 1.0)
+    zero3 = 3 * np.maximum(m, 1) * ring_allgather_s(params_gpu * 2.0, dp * cp, dp_bw)
+    t_dp_raw = np.where(zero >= 3, zero3, ring_allreduce_s(params_gpu * 2.0, dp * cp, dp_bw))
     t_opt = optimizer_step_s(params_gpu, np.where(zero >= 1, dp * cp, 1.0), km.stream_bps)
     return StepTime(compute=m * t_stage, bubble=pipeline_bubble_s(pp, per_microbatch, v), tp_comm=m * t_tp,
                     pp_comm=m * t_pp, dp_comm=t_dp_raw * (1.0 - dp_overlap), cp_comm=m * t_cp, ep_comm=m * t_ep,

@@ -128,11 +128,22 @@ def _cluster(cfg: TrainingConfig, r: Run) -> tuple[int, Assumptions]:
     return min(n, cap), one("gpus", min(n, cap), "GPU", src)
 
 
+def _vintage(cfg: TrainingConfig) -> Assumptions:
+    """The software-vintage assumption: without FlashAttention (Dao et al. 2022) the attention scores are stored
+    and streamed through HBM, and selective recomputation (Korthikanti et al. 2022) does not exist either."""
+    if cfg.flash_attention:
+        return Assumptions()
+    return one("flash_attention", False, "", "user input (--no-flash-attention): the pre-2022 stack, attention "
+               "scores in HBM and no selective recomputation, so memory may force full recomputation")
+
+
 def _layout(cfg: TrainingConfig, r: Run, n_gpus: int) -> tuple[Layout, int, Assumptions]:
     """The fastest valid layout that fits in memory (growing a defaulted cluster until the model fits)."""
     fixed = dict(tp=cfg.tp, cp=cfg.cp, pp=cfg.pp, dp=cfg.dp, ep=cfg.ep, zero=cfg.zero, micro_batch=cfg.micro_batch,
                  recompute=cfg.recompute)
     user_fixed = {k: v for k, v in fixed.items() if v is not None}
+    if not cfg.flash_attention:  # the pre-2022 stack: no FlashAttention and no selective recomputation either
+        fixed["recompute_modes"] = ("none", "full")
     if cfg.cp and cfg.cp > 1 and r.spec.seq_len % (2 * cfg.cp):
         raise EstimatorInputError(f"--cp {cfg.cp} does not split the sequence length {r.spec.seq_len} into "
                                   "2 x CP equal chunks", "choose --cp so that seq-len is a multiple of 2 x CP")
@@ -141,10 +152,11 @@ def _layout(cfg: TrainingConfig, r: Run, n_gpus: int) -> tuple[Layout, int, Assu
                                     cfg.micro_batch or 1, cfg.recompute or "none", cp=cfg.cp or 1), n_gpus, r.gb_seqs)
     dp_overlap, a_overlap = fact("comm_overlap_dp")
     search = dict(spec=r.spec, accel=r.accel, km=r.rates.kernel, gb_seqs=r.gb_seqs, fixed=fixed, seq=r.spec.seq_len,
-                  dtype_bytes=r.dtype_bytes, dp_overlap=dp_overlap, capacity=r.accel.memory_bytes * MEMORY_HEADROOM)
+                  dtype_bytes=r.dtype_bytes, dp_overlap=dp_overlap, capacity=r.accel.memory_bytes * MEMORY_HEADROOM,
+                  flash=cfg.flash_attention)
     ch = choose_layout(n_gpus=n_gpus, **search)
-    rec = Assumptions({"comm_overlap_dp": a_overlap}) | one("memory_capacity_gb", round(r.accel.memory_bytes / 1e9, 2),
-                                                            "GB", r.accel.memory_bytes_source)
+    rec = (_vintage(cfg) | Assumptions({"comm_overlap_dp": a_overlap})
+           | one("memory_capacity_gb", round(r.accel.memory_bytes / 1e9, 2), "GB", r.accel.memory_bytes_source))
     if cfg.gpus is None:  # a defaulted cluster grows until the model fits (up to 8 GPUs per sequence of the batch)
         grown = n_gpus
         while ch.best is None and grown < max(8, r.gb_seqs * 8):
@@ -195,7 +207,7 @@ def _time(cfg: TrainingConfig, r: Run, lay: Layout, n_gpus: int) -> tuple[Timed,
     arrays = {k: getattr(lay, k) for k in ("tp", "pp", "dp", "ep", "zero", "micro_batch", "interleave", "cp")}
     mem, st = layout_cost(r.spec, accel=r.accel, km=r.rates.kernel, arrays=arrays, rec=lay.recompute,
                           frac=lay.recompute_fraction, gb_seqs=r.gb_seqs, seq=seq, dtype_bytes=r.dtype_bytes,
-                          dp_overlap=dp_overlap)
+                          dp_overlap=dp_overlap, flash=cfg.flash_attention)
     mem = type(mem)(*(float(x) for x in (mem.weights, mem.gradients, mem.optimizer, mem.activations, mem.logits)))
     parts = {k: float(getattr(st, k)) for k in ("compute", "bubble", "tp_comm", "cp_comm", "pp_comm", "dp_comm",
                                                 "ep_comm", "optimizer")}
