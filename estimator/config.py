@@ -97,7 +97,7 @@ TRAINING = SHAPE | SITE | {
     "framework_efficiency": _pos("framework-efficiency", maximum=1.0),
     "failure_rate_per_gpu_hour": _nonneg("failure-rate-per-gpu-hour"),
     "restart_overhead_hours": _nonneg("restart-overhead-hours"), "target_days": _pos("target-days"),
-    "flash_attention": _flag("flash_attention")}
+    "flash_attention": _flag("flash_attention"), "framework": _text("framework")}
 SERVING = SHAPE | SITE | {
     "gpus_per_replica": _int("gpus-per-replica", maximum=4096), "batch": _int("batch", maximum=MAX_BATCH),
     "prompt_tokens": _int("prompt-tokens", maximum=MAX_TOTAL_TOKENS),
@@ -190,6 +190,7 @@ class TrainingConfig(_Validated):
     restart_overhead_hours: float | None = None
     target_days: float = 90.0
     flash_attention: bool = True  # software vintage: False for runs before FlashAttention (Dao et al. 2022)
+    framework: str | None = None  # megatron | deepspeed | fsdp (hardware_db/frameworks.csv): gradient precision
 
     _checks = TRAINING  # type: ignore[assignment]
 

@@ -339,12 +339,17 @@ class PowerModel:
     cal: Any
 
     def at(self, u: float, m: float, busy: float | None = None) -> float:
-        """Power at compute utilisation u and memory-streaming share m: the compute part scales the idle-to-busy
-        span by u / u_ref, memory traffic adds mem_share of it at full streaming (Ma et al. 2026 decode)."""
+        """Power at compute utilisation u and HBM bandwidth utilisation m: the compute part scales the idle-to-busy
+        span by u / u_ref, HBM traffic adds mem_share of it per unit of bandwidth used (fitted on measured decode)."""
         if self.cal is not None and self.cal.power:
             return float(self.cal.power_w(u))
         b = self.busy_w if busy is None else busy
         return float(gpu_average_power_w(self.idle_w, b, min(1.0, u / self.u_ref + self.mem_share * m)))
+
+    def terms(self, u: float, m: float) -> dict:
+        """The power model's inputs at an operating point (for refitting ``mem_share`` from measurements)."""
+        return {"hbm_utilisation": m, "power_idle_w": self.idle_w, "power_span_w": self.busy_w - self.idle_w,
+                "power_u_over_u_ref": u / self.u_ref}
 
 
 def phase_power_model(accel: Accelerator, cal: Calibration | None, gemm_flops_per_s: float,
@@ -360,11 +365,22 @@ def phase_power_model(accel: Accelerator, cal: Calibration | None, gemm_flops_pe
                           "W", f"calibration {cal.id}")
                 | one("gpu_power_model", "P(u) = min(max, idle + slope u)", "W", f"calibration {cal.id}"))
     busy = busy_power(accel, fix="pass --calibration FILE with a measured power curve, or another --gpu")
-    idle, a_idle = idle_power(accel, busy.w)
+    idle, a_idle = serving_idle_power(accel, busy.w)
     u_ref = gemm_flops_per_s / peak  # busy power was measured on GEMM-dominated training near this
     return (PowerModel(idle, busy.w, busy.low, busy.high, u_ref, mem_share, None),
             rec | busy.assumptions | a_idle | one(
                 "gpu_power_model", "idle + (busy - idle) x min(1, u / u_ref + memory_bound_power_share x m)", "W",
                 f"u = achieved/peak FLOP/s per phase, u_ref = GEMM efficiency {u_ref:.2f} at which busy power applies; "
-                "memory-bound decode draws well under TDP (Ma et al. 2026: decode draws 137-300 W on a 700 W GPU, "
-                "as summarised in the project's published-runs reference notes, item I26)"))
+                "m = HBM bytes moved / step time / datasheet bandwidth; memory_bound_power_share fitted on measured "
+                "A100 decode power (Argonne LLM-Inference-Bench), scored on H100"))
+
+
+def serving_idle_power(accel: Accelerator, busy_w: float) -> tuple[float, Assumptions]:
+    """Idle power of a serving GPU: hardware_db's figure, else the measured idle fraction of TDP (nvidia-smi on
+    idle H100s); never above busy."""
+    if accel.idle_w is not None:
+        return idle_power(accel, busy_w)
+    frac, a = fact("serving_idle_power_fraction_of_tdp")
+    idle = frac * (accel.tdp_w or busy_w)
+    return min(idle, busy_w), Assumptions({"gpu_idle_power_w": Assumed(round(idle, 1), "W",
+                                                                       f"{frac:g} x TDP; " + a.source)})

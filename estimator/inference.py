@@ -33,12 +33,15 @@ from estimator.serving import (
     decode_contexts,
     decode_time,
     expected_experts_touched,
+    fewest_gpus_that_fit,
     fleet_size,
+    hbm_utilisation,
     kv_bytes_per_token,
     kv_shard_fraction,
     max_batch_that_fits,
     phase_dict,
     prefill_time,
+    scheduling_assumption,
     weight_bytes_read,
     weight_bytes_stored,
 )
@@ -94,14 +97,6 @@ def _setup(cfg: ServingConfig) -> tuple[ModelSpec, Any, tuple[str, str, str], Ra
     return spec, accel, (wp, kvp, cp), rates, rec, notes + list(rates.warnings)
 
 
-def _fits_needs(spec: ModelSpec, accel, ctx: int, wb: float, kvb: float) -> int:
-    """Fewest GPUs (any count) that hold the weights plus one sequence's KV cache."""
-    for tp in range(1, 4097):
-        if max_batch_that_fits(spec, tp, accel.memory_bytes / 1e9, ctx, wb, kvb) >= 1:
-            return tp
-    return 4097
-
-
 def _replica(cfg: ServingConfig) -> tuple[Replica, Assumptions, list[str]]:
     """The replica size (smallest power-of-two TP that holds the weights and batch) and the batch."""
     spec, accel, (wp, kvp, cp), rates, rec, warnings = _setup(cfg)
@@ -116,7 +111,7 @@ def _replica(cfg: ServingConfig) -> tuple[Replica, Assumptions, list[str]]:
         if tp is None:
             raise EstimatorInputError(
                 f"the model does not fit in {MAX_TP} x {accel.id} even at batch {cfg.batch or 1}: it needs about "
-                f"{_fits_needs(spec, accel, ctx, wb, kvb)} GPUs ({gb:,.0f} GB of {wp} weights)",
+                f"{fewest_gpus_that_fit(spec, accel, ctx, wb, kvb)} GPUs ({gb:,.0f} GB of {wp} weights)",
                 "use a lower --weight-precision, a GPU with more memory, or fewer tokens per request")
         rec = rec | one("gpus_per_replica", tp, "GPU", "default: smallest power-of-two tensor-parallel group that "
                         f"holds the weights and batch {cfg.batch or 1} (pass --gpus-per-replica)")
@@ -127,7 +122,7 @@ def _replica(cfg: ServingConfig) -> tuple[Replica, Assumptions, list[str]]:
         warnings.append(f"{spec.heads} attention heads do not divide evenly over {tp} GPUs")
     mb = max_batch_that_fits(spec, tp, accel.memory_bytes / 1e9, ctx, wb, kvb)
     if mb < 1:
-        need = _fits_needs(spec, accel, ctx, wb, kvb)
+        need = fewest_gpus_that_fit(spec, accel, ctx, wb, kvb)
         raise EstimatorInputError(
             f"the model does not fit on {tp} x {accel.id} even at batch 1 ({gb:,.0f} GB of {wp} weights + KV cache "
             f"for {ctx:,} tokens); it needs at least {need} GPUs",
@@ -156,10 +151,11 @@ class Phases:
     t_step: float
     n_steps: int
     t_cycle: float
+    t_dec: float  # one decode step alone (t_step adds the interleaved prefills under continuous batching)
     u_pre: float
     u_dec: float
-    m_pre: float
-    m_dec: float
+    m_pre: float  # HBM bandwidth utilisation of the prefill step
+    m_dec: float  # ... of the mean decode step
 
 
 def _phases(cfg: ServingConfig, r: Replica) -> Phases:
@@ -169,12 +165,17 @@ def _phases(cfg: ServingConfig, r: Replica) -> Phases:
     pre = prefill_time(r.spec, r.batch, cfg.prompt_tokens, km, **kw)  # type: ignore[arg-type]
     ctxs = decode_contexts(cfg.prompt_tokens, gen)
     dec = decode_time(r.spec, r.batch, ctxs, km, **kw)  # type: ignore[arg-type]
-    t_pre, t_step = float(pre.total), float(np.mean(dec.total))
-    t_ttft = float(prefill_time(r.spec, 1, cfg.prompt_tokens, km, **kw).total)  # type: ignore[arg-type]
-    t_cycle = t_pre + (gen - 1) * t_step
-    return Phases(pre, dec, ctxs, t_pre, t_ttft, t_step, gen - 1, t_cycle,
-                  float(pre.flops_per_gpu) / t_pre / r.peak, float(np.mean(dec.flops_per_gpu)) / t_step / r.peak,
-                  min(1.0, float(pre.memory) / t_pre), min(1.0, float(np.mean(dec.memory)) / t_step))
+    t_pre, t_dec = float(pre.total), float(np.mean(dec.total))
+    t_cycle = t_pre + (gen - 1) * t_dec
+    if cfg.batching == "static":  # the whole batch is prefilled together, then decoded together
+        t_ttft, t_step = t_pre, t_dec
+    else:  # a request's own prefill; its decode steps also carry the other requests' interleaved prefills
+        t_ttft = float(prefill_time(r.spec, 1, cfg.prompt_tokens, km, **kw).total)  # type: ignore[arg-type]
+        t_step = t_dec + max(t_pre - t_ttft, 0.0) / max(gen - 1, 1) if gen > 1 else t_dec
+    return Phases(pre, dec, ctxs, t_pre, t_ttft, t_step, gen - 1, t_cycle, t_dec,
+                  float(pre.flops_per_gpu) / t_pre / r.peak, float(np.mean(dec.flops_per_gpu)) / t_dec / r.peak,
+                  hbm_utilisation(pre.hbm_bytes, t_pre, r.accel),
+                  hbm_utilisation(np.mean(dec.hbm_bytes), t_dec, r.accel))
 
 
 def _fleet(cfg: ServingConfig, r: Replica, qps: float, pm: facility.PowerModel, gpu_w: float, site, grid, usd_h):
@@ -204,7 +205,7 @@ def estimate_inference(model: ModelSpec | str | ServingConfig | None = None, **i
     tps = b * gen / ph.t_cycle
     pm, a_pm = facility.phase_power_model(r.accel, r.rates.calibration, r.rates.kernel.gemm_flops_per_s, r.peak)
     w_pre, w_dec = pm.at(ph.u_pre, ph.m_pre), pm.at(ph.u_dec, ph.m_dec)
-    gpu_j = tp * (w_pre * ph.t_pre + w_dec * ph.n_steps * ph.t_step)
+    gpu_j = tp * (w_pre * ph.t_pre + w_dec * ph.n_steps * ph.t_dec)
     gpu_w = gpu_j / tp / ph.t_cycle
     site, grid = facility.site(cfg.pue), facility.grid(cfg.region, cfg.grid_intensity)
     fac_wh = float(facility.facility_power_w(gpu_w, site.host_w, tp, site.pue)) * ph.t_cycle / b / 3600
@@ -218,8 +219,7 @@ def estimate_inference(model: ModelSpec | str | ServingConfig | None = None, **i
     cal_info = None if cal is None else cal.summary() | {"used_for": [x for x, ok in (
         ("compute", r.rates.kind in ("calibrated", "scaled")), ("power", bool(cal.power))) if ok],
         "rates": r.rates.source}
-    A = (rec | one("scheduling", "continuous batching", "", "TTFT = prefill of one request's prompt (no queueing); "
-                   "throughput and energy count every prefill and decode step of the batch")
+    A = (rec | scheduling_assumption(cfg.batching)
          | a_pm | site.assumptions | grid.assumptions | price.assumptions | a_fleet | a_rel)
     kvt = kv_bytes_per_token(r.spec, r.kvb)
     pc = param_count(r.spec)
@@ -232,8 +232,9 @@ def estimate_inference(model: ModelSpec | str | ServingConfig | None = None, **i
         kv_precision=r.kvp, compute_precision=r.cp, ttft=Q_(ph.t_ttft, "s"), tpot=Q_(ph.t_step, "s"),
         tokens_per_second_per_gpu=tps / tp, tokens_per_second_per_replica=tps,
         queries_per_second_per_replica=b / ph.t_cycle,
-        prefill=phase_dict(ph.pre, ph.t_pre, ph.u_pre, w_pre), decode=phase_dict(ph.dec, ph.t_step, ph.u_dec, w_dec)
-        | {"steps": ph.n_steps, "time_s": ph.n_steps * ph.t_step, "mean_context_tokens": float(np.mean(ph.contexts))},
+        prefill=phase_dict(ph.pre, ph.t_pre, ph.u_pre, w_pre, pm.terms(ph.u_pre, ph.m_pre)),
+        decode=phase_dict(ph.dec, ph.t_dec, ph.u_dec, w_dec, pm.terms(ph.u_dec, ph.m_dec))
+        | {"steps": ph.n_steps, "time_s": ph.n_steps * ph.t_dec, "mean_context_tokens": float(np.mean(ph.contexts))},
         kv_bytes_per_token=kvt, kv_cache=Q_(kvt * b * (cfg.prompt_tokens + gen) / GB, "GB"),
         weights_per_gpu=Q_(weight_bytes_stored(r.spec, r.wb) / tp / GB, "GB"),
         memory_capacity_gb=r.accel.memory_bytes / 1e9,
@@ -243,7 +244,7 @@ def estimate_inference(model: ModelSpec | str | ServingConfig | None = None, **i
         co2e_per_query=Q_(facility.operational_co2e_t(fac_wh / 1e6, grid.g_per_kwh) * 1e6, "gCO2e"),
         cost_per_million_output_tokens=None if usd_m is None else Q_(usd_m, "USD"), fleet=fleet, ranges=ranges,
         assumptions=A, calibration=cal_info, warnings=tuple(warnings + list(price.warnings) + w_fleet),
-        config=cfg.to_dict())
+        config=cfg.to_dict(), prefill_batch=Q_(ph.t_pre, "s"), batching=cfg.batching or "continuous")
 
 
 # --------------------------------------------------------------------------- comparisons

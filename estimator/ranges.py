@@ -46,6 +46,19 @@ def efficiency_rel(rates: Rates, mfu_given: bool) -> tuple[float, Assumptions]:
     return (0.0 if mfu_given else rel), Assumptions({"efficiency_range": rec})
 
 
+def training_time_factors() -> tuple[float, float, Assumptions]:
+    """(low, high) factors on predicted training GPU-hours (and days): the 10th/90th percentiles of reported /
+    predicted over comparable published runs, fitted by ``benchmarks/interval_fit.py`` and checked there on held-out
+    organisations (``training_time_interval`` in hardware_db/assumptions.csv). For training ranges when no
+    calibration-specific range applies: ``[gpu_hours x low, gpu_hours x high]``."""
+    a = assumption("training_time_interval")
+    if a.low is None or a.high is None:
+        raise ValueError("hardware_db/assumptions.csv: training_time_interval needs low and high factors")
+    lo, hi = float(a.low), float(a.high)
+    return lo, hi, Assumptions({"training_time_interval": Assumed(float(a.value), "factor on GPU-hours", a.source,
+                                                                  lo, hi)})
+
+
 def time_corners(rel: float) -> tuple[float, float]:
     """(fast, slow) multipliers on every time for a relative uncertainty ``rel``: 1 / (1 + rel) and 1 + rel."""
     return 1.0 / (1.0 + rel), 1.0 + rel
@@ -64,7 +77,7 @@ class Corner:
 def serving_ranges(ph: Any, tp: int, b: int, pm: Any, site: Any, grid: Any, price: Any, rel: float, usd_m, gen: int
                    ) -> dict:
     """Corners of the efficiency, busy power, PUE, grid and price ranges of a serving estimate."""
-    t_dec = ph.n_steps * ph.t_step
+    t_dec = ph.n_steps * ph.t_dec
 
     def corner(scale: float, busy: float, pue: float) -> tuple[float, float]:
         """(GPU J per cycle, facility Wh per query) with all times x scale and busy power ``busy``."""

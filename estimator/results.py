@@ -262,6 +262,9 @@ class InferenceEstimate:
     calibration: dict | None
     warnings: tuple = field(default_factory=tuple)
     config: dict | None = None
+    prefill_batch: Any = None  # Quantity s: prefill of the whole batch together
+    batching: str = "continuous"
+    replica_choice: dict | None = None  # how the default replica size and batch were chosen
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict (the ``estimate serve --json`` output)."""
@@ -277,6 +280,9 @@ class InferenceEstimate:
             "weight_precision": self.weight_precision, "kv_precision": self.kv_precision,
             "compute_precision": self.compute_precision,
             "ttft_ms": float(self.ttft.m_as("ms")), "tpot_ms": float(self.tpot.m_as("ms")),
+            "prefill_batch_ms": None if self.prefill_batch is None else float(self.prefill_batch.m_as("ms")),
+            "batching": self.batching,
+            **({"replica_choice": self.replica_choice} if self.replica_choice is not None else {}),
             "tokens_per_second_per_gpu": float(self.tokens_per_second_per_gpu),
             "tokens_per_second_per_replica": float(self.tokens_per_second_per_replica),
             "queries_per_second_per_replica": float(self.queries_per_second_per_replica),

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from estimator import facility
+from estimator.assumptions import Assumptions, one
 from estimator.calibration import Calibration
 from estimator.flops import decode_step_flops, logits_flops, model_forward_flops
 from estimator.hardware import KernelModel, link_bandwidths_gb_per_s
@@ -105,6 +106,7 @@ class PhaseTime:
     tp_comm: Any
     flops_per_gpu: Any  # FLOPs one GPU performs in the step
     gemm_time: Any = None  # calibrated per-GEMM roofline (weight reads included); None: max(compute, weight read)
+    hbm_bytes: Any = 0.0  # bytes one GPU moves to or from HBM in the step (weights, KV, activations)
 
     @property
     def compute(self):
@@ -200,6 +202,7 @@ def prefill_time(s: ModelSpec, batch: int, prompt: int, km: KernelModel, *, tp: 
         tp_comm=_tp_allreduce_s(s, tokens, tp, accel, cal, km) if accel is not None else 0.0,
         flops_per_gpu=(f.total + head) / tp,
         gemm_time=gemm_step_s(s, batch, prompt, km, tp=tp, weight_bytes=weight_bytes),
+        hbm_bytes=(weight_bytes_read(s, tokens, weight_bytes) + _elementwise_bytes(s, tokens)) / tp + kv_write,
     )
 
 
@@ -220,6 +223,7 @@ def decode_time(s: ModelSpec, batch: int, context, km: KernelModel, *, tp: int =
         flops_per_gpu=f.total / tp,
         gemm_time=(None if km.gemm is None else
                    gemm_step_s(s, batch, 1, km, tp=tp, weight_bytes=weight_bytes) + 0.0 * ctx),
+        hbm_bytes=(weight_bytes_read(s, batch, weight_bytes) + _elementwise_bytes(s, batch)) / tp + kv,
     )
 
 
@@ -241,6 +245,30 @@ def max_batch_that_fits(s: ModelSpec, tp: int, capacity_gb: float, tokens_per_se
     free = capacity_gb * 1e9 * MEMORY_HEADROOM - weight_bytes_stored(s, weight_bytes) / tp
     per_seq = kv_bytes_per_token(s, kv_bytes) * kv_shard_fraction(s, tp) * tokens_per_seq
     return int(max(free, 0.0) // per_seq)
+
+
+def fewest_gpus_that_fit(spec: ModelSpec, accel, ctx: int, wb: float, kvb: float) -> int:
+    """Fewest GPUs (any count) that hold the weights plus one sequence's KV cache."""
+    for tp in range(1, 4097):
+        if max_batch_that_fits(spec, tp, accel.memory_bytes / 1e9, ctx, wb, kvb) >= 1:
+            return tp
+    return 4097
+
+
+def hbm_utilisation(nbytes, t: float, accel) -> float:
+    """HBM bandwidth utilisation of a step: bytes moved / step time / datasheet bandwidth (at most 1)."""
+    return min(1.0, float(nbytes) / t / (accel.memory_bw_gb_per_s * 1e9))
+
+
+def scheduling_assumption(batching: str | None) -> Assumptions:
+    """How TTFT and TPOT follow from the step times under the scheduler (``--batching``)."""
+    if batching == "static":
+        return one("batching", "static", "", "the whole batch is prefilled together, then decoded together "
+                   "(TensorRT-LLM gptSessionBenchmark): TTFT = the batch's prefill, TPOT = one decode step")
+    return one("batching", "continuous", "", ("default (pass --batching static for whole-batch runs): " if
+                                              batching is None else "") +
+               "in-flight batching as vLLM and TensorRT-LLM serve: TTFT = prefill of one request's prompt (no "
+               "queueing); TPOT = a decode step plus the other requests' prefills interleaved over the generation")
 
 
 def fleet_size(queries_per_day: float, peak_to_average: float, queries_per_s_per_replica: float, gpus_per_replica: int,
@@ -266,8 +294,8 @@ def fleet_size(queries_per_day: float, peak_to_average: float, queries_per_s_per
                 gpus * facility.HOURS_PER_YEAR, usd_per_gpu_hour)}
 
 
-def phase_dict(pt: PhaseTime, t: float, u: float, w: float) -> dict:
-    """Mean seconds by part of one step of a phase, its bound, compute utilisation and GPU power."""
+def phase_dict(pt: PhaseTime, t: float, u: float, w: float, extra: dict | None = None) -> dict:
+    """Mean seconds by part of one step of a phase, its bound, compute utilisation and GPU power (and ``extra``)."""
 
     def mean(x) -> float:
         return float(np.mean(x))
@@ -276,4 +304,4 @@ def phase_dict(pt: PhaseTime, t: float, u: float, w: float) -> dict:
             "gemm_compute_s": mean(pt.gemm_compute), "weight_read_s": mean(pt.weight_read),
             "attn_compute_s": mean(pt.attn_compute), "kv_s": mean(pt.kv_read), "elementwise_s": mean(pt.elementwise),
             "overhead_s": mean(pt.overhead), "tp_comm_s": mean(pt.tp_comm), "compute_utilisation": u,
-            "gpu_power_w": w}
+            "gpu_power_w": w, **(extra or {})}
