@@ -162,8 +162,17 @@ COMMON = ("--json", "--list-gpus", "--list-regions", "--list-presets", "--help",
 BUDGET_FLAGS = tuple(f for f in BY_FLAG if f.startswith("--budget-"))
 
 
+def _shorten(msg: str, limit: int = 300) -> str:
+    """``msg`` with every run of over ``limit`` characters without a space cut to 60 and its length: a value typed
+    as 5,000 characters (a path, a name) is named, not echoed in full; the message stays one readable line."""
+    import re
+
+    return re.sub(r"[^\s;]{" + str(limit + 1) + ",}", lambda m: f"{m.group()[:60]}...({len(m.group()):,} characters)",
+                  " ".join(msg.split()))
+
+
 def _fail(msg: str) -> None:
-    sys.stderr.write(f"error: {msg}\n")
+    sys.stderr.write(f"error: {_shorten(msg)}\n")
     raise SystemExit(2)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from estimator.errors import EstimatorInputError
 from estimator.flops import RECOMPUTE
 from estimator.hardware import DTYPE_BYTES, TRAINING_PRECISIONS
-from estimator.inputs import choice, number, whole
+from estimator.inputs import choice, number, show, whole
 from estimator.model import ModelSpec
 
 MAX_GPUS = 10_000_000  # the layout search enumerates divisors of the count; 1e7 GPUs is ~50x any cluster built
@@ -25,6 +25,7 @@ MAX_TOTAL_TOKENS = 10_000_000  # prompt + output + reasoning per request
 BATCHING = ("continuous", "static")  # serving scheduler: in-flight batching, or whole batches (gptSessionBenchmark)
 OPTIMISE = ("cost", "energy")  # what the default replica size and batch minimise per output token
 MAX_BATCH = 1_000_000
+MAX_TEXT = 200  # characters of a --gpu, --region or --scaling-law (the longest known id is ~30)
 
 
 def _pos(name: str, **kw) -> Callable[[Any], float]:
@@ -45,6 +46,9 @@ def _text(name: str) -> Callable[[Any], str]:
             raise TypeError(f"{name} must be a str, got {type(v).__name__}")
         if not v.strip():
             raise EstimatorInputError(f"--{name} is empty", f"pass a value to --{name} or leave it out")
+        if len(v) > MAX_TEXT:
+            raise EstimatorInputError(f"--{name} {show(v)} is longer than any known value",
+                                      f"pass a --{name} of at most {MAX_TEXT} characters")
         return v.strip()
     return check
 

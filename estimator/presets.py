@@ -130,11 +130,13 @@ def preset_names() -> list[str]:
 
 def load_preset(name: str) -> ModelSpec:
     """The named preset (case-insensitive); unknown names raise EstimatorInputError with suggestions."""
-    key = str(name).strip().lower()
+    if not isinstance(name, str):
+        raise TypeError(f"preset must be a str, got {type(name).__name__}")
+    key = name.strip().lower()
     spec = _presets().get(key)
     if spec is None:
-        raise EstimatorInputError(f"unknown model preset {name!r}",
-                                  f"{suggest(key, preset_names())} (estimate --list-presets)")
+        raise EstimatorInputError(f"unknown model preset {show(name)}",
+                                  f"{suggest(key[:100], preset_names())} (estimate --list-presets)")
     return spec
 
 

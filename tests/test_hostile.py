@@ -223,6 +223,29 @@ def test_named_cli_cases(capsys, argv, code, needle, absent):
         assert msg is not None and absent not in msg, msg
 
 
+LONG = "x" * 5000
+TEXT_CASES = [(m, f, v) for m, f in ((TRAIN, "--gpu"), (TRAIN, "--region"), (TRAIN, "--preset"), (TRAIN, "--hf-config"),
+                                     (TRAIN, "--calibration"), (TRAIN, "--precision"), (TRAIN, "--recompute"),
+                                     (SERVE, "--gpu"), (SERVE, "--preset"), (SERVE, "--weight-precision"),
+                                     (SERVE, "--kv-precision"), (PLAN, "--scaling-law"), (PLAN, "--region"))
+              for v in (LONG, "\x00", "-", "[bold]x[/bold]", " ")]
+
+
+@pytest.mark.parametrize("mode,flag,value", TEXT_CASES,
+                         ids=[f"{m}{f}={v[:6].encode().hex() if not v.isalnum() else v[:6]}" for m, f, v in TEXT_CASES])
+def test_every_text_option_with_hostile_text(capsys, mode, flag, value):
+    """A 5,000-character, NUL, dash, markup or blank value: refused with one short line that names it."""
+    argv = _argv(mode, flag, value)
+    if flag in ("--preset", "--hf-config"):
+        i = argv.index("--params")
+        del argv[i:i + 2]
+    code, out, err = cli(capsys, argv)
+    msg = one_line_error(code, err)
+    assert LONG[:400] not in msg
+    if value.startswith("["):
+        assert value.strip() in msg  # shown as typed, not as markup
+
+
 def test_user_text_is_never_read_as_markup(tmp_path, capsys):
     """A model name with rich markup in it prints as typed, in the table and in JSON."""
     d = tmp_path / "dir[bold]x"
@@ -268,6 +291,14 @@ HF_CASES = {
     "model-type-number": _raw_replace(HF_BASE, "model_type", "7"),
     "model-type-unknown": _raw_replace(HF_BASE, "model_type", '"bert"'),
     "model-type-list": _raw_replace(HF_BASE, "model_type", '["llama"]'),
+    "rope-original-text": _raw_replace(HF_BASE, "rope_scaling", '{"original_max_position_embeddings": "x"}'),
+    "rope-original-10^400": _raw_replace(HF_BASE, "rope_scaling",
+                                         '{"original_max_position_embeddings": 1' + "0" * 400 + "}"),
+    "rope-original-negative": _raw_replace(HF_BASE, "rope_scaling", '{"original_max_position_embeddings": -5}'),
+    "original-max-positions-text": _raw_replace(HF_BASE, "original_max_position_embeddings", '"big"'),
+    "kv-heads-above-heads": _raw_replace(HF_BASE, "num_key_value_heads", "64"),
+    "layers-zero": _raw_replace(HF_BASE, "num_hidden_layers", "0"),
+    "vocab-zero": _raw_replace(HF_BASE, "vocab_size", "0"),
     "deep-nesting": DEEP,
     "deep-object": '{"a":' * 100_000 + "1" + "}" * 100_000,
     "a-list": "[1, 2, 3]",
