@@ -44,6 +44,7 @@ from estimator.serving import (
     scheduling_assumption,
     weight_bytes_read,
     weight_bytes_stored,
+    with_default_replica,
 )
 
 __all__ = ["DEFAULT_GPU", "INFERENCE_HEADLINE", "InferenceEstimate", "ServingConfig", "compare_models",
@@ -199,6 +200,11 @@ def estimate_inference(model: ModelSpec | str | ServingConfig | None = None, **i
     energy, CO2e and dollars per token and query; ``queries_per_day`` adds a fleet. Every defaulted input is
     recorded in ``assumptions`` with its source."""
     cfg = model if isinstance(model, ServingConfig) else ServingConfig(model=model, **inputs)  # type: ignore[arg-type]
+    return with_default_replica(cfg, _estimate)
+
+
+def _estimate(cfg: ServingConfig) -> InferenceEstimate:
+    """The estimate at the config's replica size and batch (both set)."""
     r, rec, warnings = _replica(cfg)
     ph = _phases(cfg, r)
     b, gen, tp = r.batch, cfg.output_tokens + cfg.reasoning_tokens, r.tp

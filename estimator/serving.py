@@ -17,7 +17,7 @@ Formulas use plain floats or numpy arrays (units in the names).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ import numpy as np
 from estimator import facility
 from estimator.assumptions import Assumptions, one
 from estimator.calibration import Calibration
+from estimator.errors import EstimatorInputError
 from estimator.flops import decode_step_flops, logits_flops, model_forward_flops
 from estimator.hardware import KernelModel, link_bandwidths_gb_per_s
 from estimator.model import ModelSpec, param_count
@@ -269,6 +270,80 @@ def scheduling_assumption(batching: str | None) -> Assumptions:
                                               batching is None else "") +
                "in-flight batching as vLLM and TensorRT-LLM serve: TTFT = prefill of one request's prompt (no "
                "queueing); TPOT = a decode step plus the other requests' prefills interleaved over the generation")
+
+
+MAX_SEARCH_TP = 64  # largest tensor-parallel replica the default search tries
+FAR_FROM_BEST = 1.5  # a forced replica this many times the best cost (energy) per output token is warned about
+
+
+def _objective(d: dict, optimise: str) -> float:
+    """Energy (J) or cost per output token; without a price, GPU-seconds per output token stand in for cost."""
+    if optimise == "energy":
+        return float(d["energy_per_output_token_j"])
+    usd = d.get("cost_per_million_output_tokens_usd")
+    return float(usd) if usd else 1.0 / float(d["tokens_per_second_per_gpu"])
+
+
+def _candidates(cfg: Any, estimate) -> list:
+    """Every (power-of-two TP, power-of-two or largest batch) that fits, as estimates (forced values kept)."""
+    tps = [cfg.gpus_per_replica] if cfg.gpus_per_replica else [2**i for i in range(7) if 2**i <= MAX_SEARCH_TP]
+    out = []
+    for tp in tps:
+        try:
+            first = estimate(replace(cfg, gpus_per_replica=tp, batch=cfg.batch or 1))
+        except EstimatorInputError:
+            continue
+        mb = first.max_batch
+        batches = [cfg.batch] if cfg.batch else sorted({*(2**i for i in range(21) if 2**i < mb), mb})
+        out += [first] + [estimate(replace(cfg, gpus_per_replica=tp, batch=b)) for b in batches
+                          if b != first.batch]
+    return out
+
+
+def _best(cands: list, optimise: str, ttft: float, tpot: float):
+    """The candidate with the lowest objective among those within both latency targets, and whether any was."""
+    ok = [e for e in cands if e.ttft.m_as("ms") <= ttft and e.tpot.m_as("ms") <= tpot]
+    if ok:
+        return min(ok, key=lambda e: _objective(e.to_dict(), optimise)), True
+    return min(cands, key=lambda e: max(e.ttft.m_as("ms") / ttft, e.tpot.m_as("ms") / tpot)), False
+
+
+def with_default_replica(cfg: Any, estimate):
+    """``estimate(cfg)`` where batch and GPUs per replica are set; where either is not, the replica size and batch
+    that minimise cost (or energy, ``cfg.optimise``) per output token within the TTFT / TPOT targets, with the
+    choice and its reason in ``replica_choice``. A forced choice far from the best is warned about."""
+    from estimator.config import DEFAULT_TPOT_SLO_MS, DEFAULT_TTFT_SLO_MS
+
+    opt = cfg.optimise or "cost"
+    ttft, tpot = cfg.ttft_slo_ms or DEFAULT_TTFT_SLO_MS, cfg.tpot_slo_ms or DEFAULT_TPOT_SLO_MS
+    forced = cfg.batch is not None and cfg.gpus_per_replica is not None
+    cands = _candidates(replace(cfg, batch=None, gpus_per_replica=None), estimate)
+    own = _candidates(cfg, estimate) if not forced and (cfg.batch or cfg.gpus_per_replica) else cands
+    if forced or not own:
+        got = estimate(cfg)  # raises the fit error of a forced choice that does not fit
+        if not cands:
+            return got
+        best, _ = _best(cands, opt, ttft, tpot)
+        ratio = _objective(got.to_dict(), opt) / _objective(best.to_dict(), opt)
+        warn = (f"{got.gpus_per_replica} GPUs per replica at batch {got.batch} is {ratio:.1f}x the {opt} per output "
+                f"token of the best choice within the latency targets ({best.gpus_per_replica} GPUs, batch "
+                f"{best.batch}; drop --batch / --gpus-per-replica to use it)",) if ratio > FAR_FROM_BEST else ()
+        return replace(got, warnings=got.warnings + warn)
+    chosen, met = _best(own, opt, ttft, tpot)
+    why = (f"lowest {opt} per output token of {len(own)} fitting (GPUs per replica, batch) pairs within TTFT <= "
+           f"{ttft:g} ms and TPOT <= {tpot:g} ms" if met else
+           f"no fitting pair meets TTFT <= {ttft:g} ms and TPOT <= {tpot:g} ms: the one nearest the targets")
+    rec = (one("gpus_per_replica", chosen.gpus_per_replica, "GPU", f"chosen: {why} (pass --gpus-per-replica)")
+           | one("batch", chosen.batch, "sequence", f"chosen: {why} (pass --batch)")
+           | one("ttft_slo_ms", ttft, "ms", "default: MLPerf Inference Llama 2 70B server TTFT target (pass "
+                 "--ttft-slo-ms)" if cfg.ttft_slo_ms is None else "user input")
+           | one("tpot_slo_ms", tpot, "ms", "default: MLPerf Inference Llama 2 70B server TPOT target (pass "
+                 "--tpot-slo-ms)" if cfg.tpot_slo_ms is None else "user input"))
+    choice = {"gpus_per_replica": chosen.gpus_per_replica, "batch": chosen.batch, "optimise": opt,
+              "ttft_slo_ms": ttft, "tpot_slo_ms": tpot, "met_targets": met, "candidates": len(own), "why": why}
+    warn = () if met else (f"no replica size and batch meets TTFT <= {ttft:g} ms and TPOT <= {tpot:g} ms",)
+    return replace(chosen, assumptions={**chosen.assumptions, **rec}, replica_choice=choice,
+                   warnings=chosen.warnings + warn, config=cfg.to_dict())
 
 
 def fleet_size(queries_per_day: float, peak_to_average: float, queries_per_s_per_replica: float, gpus_per_replica: int,
