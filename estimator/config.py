@@ -24,6 +24,9 @@ KV_PRECISIONS = {p: DTYPE_BYTES[p] for p in ("bf16", "fp16", "fp8")}  # bytes pe
 MAX_TOTAL_TOKENS = 10_000_000  # prompt + output + reasoning per request
 BATCHING = ("continuous", "static")  # serving scheduler: in-flight batching, or whole batches (gptSessionBenchmark)
 OPTIMISE = ("cost", "energy")  # what the default replica size and batch minimise per output token
+#: Default latency targets of the replica/batch choice: MLPerf Inference Llama 2 70B server scenario (TTFT <= 2 s,
+#: TPOT <= 200 ms; benchmarks/data/inference_measurements.csv rows I22a-c)
+DEFAULT_TTFT_SLO_MS, DEFAULT_TPOT_SLO_MS = 2000.0, 200.0
 MAX_BATCH = 1_000_000
 MAX_TEXT = 200  # characters of a --gpu, --region or --scaling-law (the longest known id is ~30)
 
