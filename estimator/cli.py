@@ -83,7 +83,6 @@ class Opt:
 
 
 def _options() -> tuple[Opt, ...]:
-    from estimator.config import KV_PRECISIONS, WEIGHT_PRECISIONS
     from estimator.flops import RECOMPUTE
     from estimator.hardware import TRAINING_PRECISIONS
 
@@ -129,6 +128,14 @@ def _options() -> tuple[Opt, ...]:
             is_flag=True),
         Opt("--capex-per-gpu", NUMBER, "USD per GPU incl. its server share (--owned).", TP_),
         Opt("--electricity-usd-per-kwh", NUMBER, "USD/kWh (--owned).", TP_),
+        *_serve_and_plan_options(),
+    )
+
+
+def _serve_and_plan_options() -> tuple[Opt, ...]:
+    from estimator.config import KV_PRECISIONS, WEIGHT_PRECISIONS
+
+    return (
         *(Opt(f"--{k}", COUNT, h, frozenset((SERVE,)), "training takes --tokens and --global-batch-tokens")
           for k, h in (("prompt-tokens", "Prompt tokens per query (default 1000)."),
                        ("output-tokens", "Output tokens per query (default 500)."),
@@ -141,6 +148,14 @@ def _options() -> tuple[Opt, ...]:
             "training takes --precision"),
         Opt("--queries-per-day", NUMBER, "Load for fleet sizing.", frozenset((SERVE,))),
         Opt("--peak-to-average", NUMBER, "Peak / average load (default 2).", frozenset((SERVE,))),
+        Opt("--batching", _choices(("continuous", "static")), "Serving scheduler: continuous (in-flight, default) "
+            "or static (whole batches, as TensorRT-LLM gptSessionBenchmark).", frozenset((SERVE,))),
+        Opt("--optimise", _choices(("cost", "energy")), "What the default replica size and batch minimise per "
+            "output token (default cost).", frozenset((SERVE,))),
+        Opt("--ttft-slo-ms", NUMBER, "Time-to-first-token target for the default batch, ms (default 2000).",
+            frozenset((SERVE,))),
+        Opt("--tpot-slo-ms", NUMBER, "Time-per-output-token target for the default batch, ms (default 200).",
+            frozenset((SERVE,))),
         *(Opt(f"--budget-{k}", NUMBER, f"The compute-optimal run {h} buys.", frozenset((PLAN,)),
               "a budget plans a training run")
           for k, h in (("usd", "this many USD"), ("mwh", "this much facility energy (MWh)"),
