@@ -1,8 +1,8 @@
 """Sensitivity: a tornado chart of how far each uncertain input moves GPU-hours, energy, CO2e and cost.
 
 Each bar is ``estimate_training`` re-run with one input set to the low or high end that the base estimate's
-``assumptions`` record gives it (for efficiency: the MFU at the estimator's own time corners,
-``estimator.ranges.time_corners``), everything else unchanged. No power, carbon, price or range formula lives here.
+``assumptions`` record gives it (for efficiency: the MFU at the ends of the training-time interval fitted on
+published runs, or at the calibration's time corners, ``estimator.ranges.time_corners``), everything else unchanged. No power, carbon, price or range formula lives here.
 """
 
 from __future__ import annotations
@@ -35,7 +35,15 @@ def variations(kw: dict, d: dict) -> tuple[list[tuple[str, dict, dict, str]], li
     A = d["assumptions"]
     out, notes = [], []
     eff = A.get("efficiency_range", {}).get("value")
-    if eff and "mfu" not in kw:
+    band = A.get("training_time_interval", {})
+    if band.get("low") and band.get("high") and "mfu" not in kw:
+        # the interval fitted on published runs: GPU-hours x low / x high, i.e. MFU / low (higher) and / high
+        m = d["mfu"]
+        lo, hi = m / float(band["high"]), min(1.0, m / float(band["low"]))
+        out.append(("Efficiency (MFU)", kw | {"mfu": lo}, kw | {"mfu": hi},
+                    f"MFU {lo:.1%} / {hi:.1%} (GPU-hours x{float(band['low']):.2f} / x{float(band['high']):.2f}: "
+                    f"{band.get('source', '')})"))
+    elif eff and "mfu" not in kw:
         fast, slow = time_corners(float(eff))  # times x fast / x slow: MFU / fast (higher) and MFU / slow (lower)
         m = d["mfu"]
         lo, hi = m / slow, min(1.0, m / fast)

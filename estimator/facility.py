@@ -284,10 +284,12 @@ class Footprint:
 
 
 def run_footprint(cfg: Any, accel: Accelerator, cal: Calibration | None, n_gpus: int, productive_h: float, hfu: float,
-                  good: tuple[float, float, float], rel: float) -> tuple[Footprint, Assumptions, list[str]]:
+                  good: tuple[float, float, float], rel: float,
+                  interval: tuple[float, float] | None = None) -> tuple[Footprint, Assumptions, list[str]]:
     """A training run's GPU and facility power, energy, operational and embodied CO2e and dollars, with ranges.
 
-    ``good``: (goodput, best-case, worst-case); ``rel``: relative time uncertainty; ``cfg``: a TrainingConfig.
+    ``good``: (goodput, best-case, worst-case); ``rel``: relative time uncertainty; ``cfg``: a TrainingConfig;
+    ``interval``: (low, high) factors on the GPU-hours fitted on published runs, replacing the corners when given.
     """
     g, g_best, g_worst = good
     wall_h = productive_h / g
@@ -306,6 +308,8 @@ def run_footprint(cfg: Any, accel: Accelerator, cal: Calibration | None, n_gpus:
     e = energy_mwh(fac_w, wall_h)
     fast, slow = 1.0 / (1.0 + rel), 1.0 + rel  # as ranges.time_corners
     gh_lo, gh_hi = productive_h * fast / g_best * n_gpus, productive_h * slow / g_worst * n_gpus
+    if interval is not None:  # the interval fitted on published runs (it covers goodput as well)
+        gh_lo, gh_hi = wall_h * n_gpus * interval[0], wall_h * n_gpus * interval[1]
     e_lo, e_hi = energy(gh_lo, busy.low, st.pue_low), energy(gh_hi, busy.high, st.pue_high)
     own = owned(cfg.capex_per_gpu, cfg.electricity_usd_per_kwh) if cfg.owned else None
     pr = price(accel, cfg.price_per_gpu_hour) if own is None else None

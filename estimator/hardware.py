@@ -69,6 +69,23 @@ def assumption(key: str) -> Assumption:
     return _assumption(key)
 
 
+DEFAULT_FRAMEWORK = "megatron"
+
+
+def framework(name: str | None) -> tuple[float, str, str]:
+    """(gradient bytes per parameter, framework id, source) of a training framework (hardware_db/frameworks.csv);
+    the default is Megatron-LM, the framework of most published large runs."""
+    from hardware_db import frameworks
+
+    table = frameworks()
+    key = (name or DEFAULT_FRAMEWORK).strip().lower()
+    if key not in table:
+        raise EstimatorInputError(f"unknown --framework {name!r}", f"use one of {', '.join(table)}")
+    f = table[key]
+    src = f.source if name else f"default framework ({DEFAULT_FRAMEWORK}, pass --framework): {f.source}"
+    return f.grad_bytes_per_param, f.id, src
+
+
 def price_rows(accel: Accelerator) -> tuple[Price | None, list[Price]]:
     """(default price or None, every listed price) of an accelerator."""
     from hardware_db import default_price, prices

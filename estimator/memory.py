@@ -98,7 +98,8 @@ class MemoryBreakdown:
 
 def training_memory_per_gpu(s: ModelSpec, *, tp: int, pp: int, dp: int, ep: int = 1, zero: int = 1,
                             micro_batch: int = 1, recompute: str = "none", seq: int | None = None,
-                            sequence_parallel: bool = True, cp: int = 1, flash: bool = True) -> MemoryBreakdown:
+                            sequence_parallel: bool = True, cp: int = 1, flash: bool = True,
+                            grad_bytes: float = GRAD_BYTES) -> MemoryBreakdown:
     """Memory on the busiest GPU (first pipeline stage) under TP x CP x PP x DP (x EP) with ZeRO-``zero``.
 
     Weights of the embedding and of the LM head sit on the first and last stage; the first stage
@@ -122,7 +123,7 @@ def training_memory_per_gpu(s: ModelSpec, *, tp: int, pp: int, dp: int, ep: int 
     per_gpu_params = per_gpu_params + pc.embedding / tp  # first stage holds the embedding (tied or not)
     per_gpu_params = per_gpu_params + np.where(pp == 1, pc.lm_head / tp, 0.0)
     weights = per_gpu_params * WEIGHT_BYTES / np.where(zero >= 3, shard, 1)
-    grads = per_gpu_params * GRAD_BYTES / np.where(zero >= 2, shard, 1)
+    grads = per_gpu_params * grad_bytes / np.where(zero >= 2, shard, 1)
     opt = per_gpu_params * OPTIMIZER_BYTES / np.where(zero >= 1, shard, 1)
     act_layer_dense = block_activation_bytes(s, micro_batch, seq, recompute=recompute, tp=tp, flash=flash,
                                              sequence_parallel=sequence_parallel, moe_layer=False)

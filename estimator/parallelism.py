@@ -227,18 +227,19 @@ def interpolate(a, b, f):
 
 
 def layout_cost(spec: ModelSpec, *, accel, km: KernelModel, arrays: dict, rec: str, frac, gb_seqs: int, seq: int,
-                dtype_bytes: float, dp_overlap: float, flash: bool = True):
+                dtype_bytes: float, dp_overlap: float, flash: bool = True, grad_bytes: float = 2.0):
     """(MemoryBreakdown, StepTime) of layouts given as arrays; ``partial`` interpolates none and full per layer."""
     if rec == "partial":
         kw = dict(accel=accel, km=km, arrays=arrays, frac=0.0, gb_seqs=gb_seqs, seq=seq, dtype_bytes=dtype_bytes,
-                  dp_overlap=dp_overlap, flash=flash)
+                  dp_overlap=dp_overlap, flash=flash, grad_bytes=grad_bytes)
         m0, t0 = layout_cost(spec, rec="none", **kw)
         m1, t1 = layout_cost(spec, rec="full", **kw)
         return interpolate(m0, m1, frac), interpolate(t0, t1, frac)
     arr = arrays
     cp = arr.get("cp", 1)
     mem = training_memory_per_gpu(spec, tp=arr["tp"], pp=arr["pp"], dp=arr["dp"], ep=arr["ep"], zero=arr["zero"],
-                                  micro_batch=arr["micro_batch"], recompute=rec, seq=seq, cp=cp, flash=flash)
+                                  micro_batch=arr["micro_batch"], recompute=rec, seq=seq, cp=cp, flash=flash,
+                                  grad_bytes=grad_bytes)
     st = step_time(spec, accel, km, tp=arr["tp"], pp=arr["pp"], dp=arr["dp"], ep=arr["ep"], zero=arr["zero"],
                    micro_batch=arr["micro_batch"], recompute=rec, global_batch_seqs=gb_seqs, seq=seq,
                    dtype_bytes=dtype_bytes, dp_overlap=dp_overlap, interleave=arr["interleave"], cp=cp, flash=flash)
@@ -271,7 +272,8 @@ class LayoutChoice:
 
 
 def choose_layout(*, spec: ModelSpec, accel, km: KernelModel, n_gpus: int, gb_seqs: int, fixed: dict, seq: int,
-                  dtype_bytes: float, dp_overlap: float, capacity: float, flash: bool = True) -> LayoutChoice:
+                  dtype_bytes: float, dp_overlap: float, capacity: float, flash: bool = True,
+                  grad_bytes: float = 2.0) -> LayoutChoice:
     """Fastest valid layout that fits in ``capacity`` bytes per GPU.
 
     All layouts of one recompute mode are evaluated at once as numpy arrays. A layout that does not
@@ -280,7 +282,7 @@ def choose_layout(*, spec: ModelSpec, accel, km: KernelModel, n_gpus: int, gb_se
     """
     groups = candidate_layouts(spec, n_gpus, gb_seqs, accel.scaleup_domain or 8, fixed)
     cost_args = dict(accel=accel, km=km, gb_seqs=gb_seqs, seq=seq, dtype_bytes=dtype_bytes, dp_overlap=dp_overlap,
-                     flash=flash)
+                     flash=flash, grad_bytes=grad_bytes)
     n_valid = len(groups[0]) * len(groups) if groups else 0
     none = next((g for g in groups if g.recompute == "none"), None)
     if none is not None and fixed.get("recompute") is None:

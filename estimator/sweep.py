@@ -25,6 +25,7 @@ from estimator.hardware import (
     TRAINING_PRECISIONS,
     accelerator,
     activation_bytes,
+    framework,
     peak_flops,
     price_rows,
     resolve_rates,
@@ -104,7 +105,7 @@ def _sweep_chunk(n, toks, g, tp_a, pp_a, z, mb, v, *, accel, precision, recomput
         toks >= gb_seqs * seq)
     dp = np.maximum(dp, 1.0)
     mem = training_memory_per_gpu(spec, tp=tp_a, pp=pp_a, dp=dp, ep=1, zero=z, micro_batch=mb, recompute=recompute,
-                                  seq=seq)
+                                  seq=seq, grad_bytes=framework(None)[0])
     mem_total = np.asarray(mem.total, dtype=float)
     fits = valid & (mem_total <= accel.memory_bytes * MEMORY_HEADROOM)
     st = step_time(spec, accel, km, tp=tp_a, pp=pp_a, dp=dp, ep=np.ones_like(dp), zero=z, micro_batch=mb,

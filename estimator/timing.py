@@ -276,3 +276,19 @@ def step_time(s: ModelSpec, accel, km: KernelModel, *, tp, pp, dp, ep, zero, mic
     return StepTime(compute=m * t_stage, bubble=pipeline_bubble_s(pp, per_microbatch, v), tp_comm=m * t_tp,
                     pp_comm=m * t_pp, dp_comm=t_dp_raw * (1.0 - dp_overlap), cp_comm=m * t_cp, ep_comm=m * t_ep,
                     optimizer=t_opt)
+
+
+def goodput_corners(params: float, n_gpus: int, failure_rate_per_gpu_hour=None, restart_overhead_hours=None):
+    """(goodput, best-case, worst-case goodput, Assumptions) with failures, restarts and Young/Daly checkpoints at
+    the documented failure and restart rates (or the user's), from the low/high ends of their documented ranges."""
+    from estimator.assumptions import Assumptions, fact
+
+    fr, a_fr = fact("failure_rate_per_gpu_hour", failure_rate_per_gpu_hour)
+    rh, a_rh = fact("restart_overhead_hours", restart_overhead_hours)
+    ckbw, a_ck = fact("checkpoint_write_bw_gb_per_s")
+    ckpt_h = checkpoint_hours(params, ckbw)
+    good = float(goodput_fraction(n_gpus, fr, rh, ckpt_h))
+    best = float(goodput_fraction(n_gpus, a_fr.low or fr, a_rh.low or rh, ckpt_h))
+    worst = float(goodput_fraction(n_gpus, a_fr.high or fr, a_rh.high or rh, ckpt_h))
+    return good, best, worst, Assumptions({"failure_rate_per_gpu_hour": a_fr, "restart_overhead_hours": a_rh,
+                                           "checkpoint_write_bw_gb_per_s": a_ck})

@@ -23,6 +23,7 @@ from estimator.hardware import (
     Rates,
     accelerator,
     activation_bytes,
+    framework,
     load_user_calibration,
     peak_flops,
     resolve_rates,
@@ -30,7 +31,7 @@ from estimator.hardware import (
 from estimator.hardware import TRAINING_PRECISIONS as PRECISIONS
 from estimator.model import ModelSpec, param_count
 from estimator.parallelism import MEMORY_HEADROOM, Layout, check_layout, choose_layout, layout_cost
-from estimator.ranges import efficiency_rel
+from estimator.ranges import efficiency_rel, training_time_factors
 from estimator.resolve import moe_from_active, resolve_model, shape_note
 from estimator.results import HEADLINE, TrainingEstimate, headline_frame, provenance
 
@@ -139,8 +140,8 @@ def _vintage(cfg: TrainingConfig) -> Assumptions:
 
 def _layout(cfg: TrainingConfig, r: Run, n_gpus: int) -> tuple[Layout, int, Assumptions]:
     """The fastest valid layout that fits in memory (growing a defaulted cluster until the model fits)."""
-    fixed = dict(tp=cfg.tp, cp=cfg.cp, pp=cfg.pp, dp=cfg.dp, ep=cfg.ep, zero=cfg.zero, micro_batch=cfg.micro_batch,
-                 recompute=cfg.recompute)
+    fixed: dict[str, Any] = dict(tp=cfg.tp, cp=cfg.cp, pp=cfg.pp, dp=cfg.dp, ep=cfg.ep, zero=cfg.zero,
+                                 micro_batch=cfg.micro_batch, recompute=cfg.recompute)
     user_fixed = {k: v for k, v in fixed.items() if v is not None}
     if not cfg.flash_attention:  # the pre-2022 stack: no FlashAttention and no selective recomputation either
         fixed["recompute_modes"] = ("none", "full")
@@ -151,11 +152,13 @@ def _layout(cfg: TrainingConfig, r: Run, n_gpus: int) -> tuple[Layout, int, Assu
         check_layout(r.spec, Layout(cfg.tp, cfg.pp, cfg.dp, cfg.ep or 1, 1 if cfg.zero is None else cfg.zero,
                                     cfg.micro_batch or 1, cfg.recompute or "none", cp=cfg.cp or 1), n_gpus, r.gb_seqs)
     dp_overlap, a_overlap = fact("comm_overlap_dp")
+    grad_bytes, fw, fw_src = framework(cfg.framework)
     search = dict(spec=r.spec, accel=r.accel, km=r.rates.kernel, gb_seqs=r.gb_seqs, fixed=fixed, seq=r.spec.seq_len,
                   dtype_bytes=r.dtype_bytes, dp_overlap=dp_overlap, capacity=r.accel.memory_bytes * MEMORY_HEADROOM,
-                  flash=cfg.flash_attention)
+                  flash=cfg.flash_attention, grad_bytes=grad_bytes)
     ch = choose_layout(n_gpus=n_gpus, **search)
     rec = (_vintage(cfg) | Assumptions({"comm_overlap_dp": a_overlap})
+           | one("framework", fw, "", f"{grad_bytes:g}-byte gradients per parameter: {fw_src}")
            | one("memory_capacity_gb", round(r.accel.memory_bytes / 1e9, 2), "GB", r.accel.memory_bytes_source))
     if cfg.gpus is None:  # a defaulted cluster grows until the model fits (up to 8 GPUs per sequence of the batch)
         grown = n_gpus
@@ -207,7 +210,7 @@ def _time(cfg: TrainingConfig, r: Run, lay: Layout, n_gpus: int) -> tuple[Timed,
     arrays = {k: getattr(lay, k) for k in ("tp", "pp", "dp", "ep", "zero", "micro_batch", "interleave", "cp")}
     mem, st = layout_cost(r.spec, accel=r.accel, km=r.rates.kernel, arrays=arrays, rec=lay.recompute,
                           frac=lay.recompute_fraction, gb_seqs=r.gb_seqs, seq=seq, dtype_bytes=r.dtype_bytes,
-                          dp_overlap=dp_overlap, flash=cfg.flash_attention)
+                          dp_overlap=dp_overlap, flash=cfg.flash_attention, grad_bytes=framework(cfg.framework)[0])
     mem = type(mem)(*(float(x) for x in (mem.weights, mem.gradients, mem.optimizer, mem.activations, mem.logits)))
     parts = {k: float(getattr(st, k)) for k in ("compute", "bubble", "tp_comm", "cp_comm", "pp_comm", "dp_comm",
                                                 "ep_comm", "optimizer")}
@@ -234,19 +237,6 @@ def _time(cfg: TrainingConfig, r: Run, lay: Layout, n_gpus: int) -> tuple[Timed,
                   flops.hardware_flops / steps / (n_gpus * r.peak * step_s)), rec, warnings)
 
 
-def _goodput(cfg: TrainingConfig, params: float, n_gpus: int) -> tuple[float, float, float, Assumptions]:
-    """(goodput, best-case goodput, worst-case goodput) with failures, restarts and Young/Daly checkpoints."""
-    fr, a_fr = fact("failure_rate_per_gpu_hour", cfg.failure_rate_per_gpu_hour)
-    rh, a_rh = fact("restart_overhead_hours", cfg.restart_overhead_hours)
-    ckbw, a_ck = fact("checkpoint_write_bw_gb_per_s")
-    ckpt_h = timing.checkpoint_hours(params, ckbw)
-    good = float(timing.goodput_fraction(n_gpus, fr, rh, ckpt_h))
-    best = float(timing.goodput_fraction(n_gpus, a_fr.low or fr, a_rh.low or rh, ckpt_h))
-    worst = float(timing.goodput_fraction(n_gpus, a_fr.high or fr, a_rh.high or rh, ckpt_h))
-    return good, best, worst, Assumptions({"failure_rate_per_gpu_hour": a_fr, "restart_overhead_hours": a_rh,
-                                           "checkpoint_write_bw_gb_per_s": a_ck})
-
-
 def _checks(r: Run, n_gpus: int, mfu: float) -> list[str]:
     """Warnings about the cluster the estimate was asked for."""
     out = []
@@ -268,10 +258,16 @@ def estimate_training(model: ModelSpec | str | TrainingConfig | None = None, **i
     n_gpus, a_gpus = _cluster(cfg, r)
     lay, n_gpus, a_lay = _layout(cfg, r, n_gpus)
     t, a_time, w_time = _time(cfg, r, lay, n_gpus)
-    good = _goodput(cfg, param_count(r.spec).total, n_gpus)
+    good = timing.goodput_corners(param_count(r.spec).total, n_gpus, cfg.failure_rate_per_gpu_hour,
+                                  cfg.restart_overhead_hours)
     rel, a_rel = efficiency_rel(r.rates, cfg.mfu is not None)
+    interval = None
+    if cfg.mfu is None and cfg.calibration is None:  # the interval fitted on published runs; a calibration of
+        # the user's own hardware keeps its held-out error as the range
+        lo, hi, a_rel = training_time_factors()
+        interval = (lo, hi)
     fp, a_fp, w_fp = facility.run_footprint(cfg, r.accel, r.rates.calibration, n_gpus, t.steps * t.step_s / 3600,
-                                            t.hfu, good[:3], rel)
+                                            t.hfu, good[:3], rel, interval)
     cal, pc = r.rates.calibration, param_count(r.spec)
     cal_info = None if cal is None else cal.summary() | {"used_for": [x for x, ok in (
         ("compute", r.rates.kind in ("calibrated", "scaled")), ("power", bool(cal.power) and cfg.gpu_power_w is None))

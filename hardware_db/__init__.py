@@ -249,6 +249,32 @@ def _assumption_table() -> dict[str, Assumption]:
     return out
 
 
+@dataclass(frozen=True)
+class Framework:
+    """A training framework's model-state accounting: gradient bytes per parameter, with its source."""
+
+    id: str
+    grad_bytes_per_param: float
+    source: str
+    notes: str
+
+
+@cache
+def _framework_table() -> dict[str, Framework]:
+    out: dict[str, Framework] = {}
+    for row in _rows("frameworks.csv"):
+        where = f"frameworks.csv row {row.get('framework')!r}"
+        _required(row, ("framework", "grad_bytes_per_param", "source"), where)
+        out[row["framework"]] = Framework(row["framework"], _num(row, "grad_bytes_per_param", where),  # type: ignore
+                                          row["source"], row.get("notes", ""))
+    return out
+
+
+def frameworks() -> dict[str, Framework]:
+    """Training frameworks by id (frameworks.csv)."""
+    return dict(_framework_table())
+
+
 def assumptions() -> dict[str, Assumption]:
     """All documented defaults by key."""
     return dict(_assumption_table())
@@ -270,11 +296,13 @@ __all__ = [
     "UnknownNameError",
     "Accelerator",
     "Assumption",
+    "Framework",
     "Price",
     "accelerators",
     "assumption",
     "assumptions",
     "default_price",
+    "frameworks",
     "get_accelerator",
     "prices",
 ]
