@@ -132,12 +132,22 @@ def row_spec(row: dict) -> tuple[Any, list[str]]:
     return spec, notes
 
 
+def _era(row: dict, notes: list[str]) -> dict:
+    """``flash_attention=False`` for rows trained before FlashAttention (benchmarks/data/software_era.csv)."""
+    from benchmarks.training_bench import pre_flash_runs
+
+    if row["id"] not in pre_flash_runs():
+        return {}
+    notes.append("software era: before FlashAttention and selective recomputation (benchmarks/data/software_era.csv)")
+    return {"flash_attention": False}
+
+
 def planner_inputs(row: dict) -> tuple[dict, list[str]]:
     """``estimate_training`` keywords for a row's published configuration, and notes on what could not go in."""
     spec, notes = row_spec(row)
     if spec is None:
         raise ValueError("no preset and no shape columns")
-    kw: dict[str, Any] = {"model": spec, "gpu": row["accelerator"], "gpus": int(row["gpus"])}
+    kw: dict[str, Any] = {"model": spec, "gpu": row["accelerator"], "gpus": int(row["gpus"])} | _era(row, notes)
     if _val(row, "precision") is not None:
         kw["precision"] = row["precision"]
     gbt = _val(row, "global_batch_tokens")

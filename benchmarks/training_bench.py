@@ -79,6 +79,20 @@ class PlannerInputs:
     missing: str | None  # why the run cannot be predicted at all (None when it can)
 
 
+@cache
+def pre_flash_runs() -> frozenset[str]:
+    """Benchmark rows trained before FlashAttention and selective recomputation (May 2022), each with its evidence
+    (benchmarks/data/software_era.csv); every other row runs on the current software stack."""
+    import csv
+
+    text = files("benchmarks").joinpath("data/software_era.csv").read_text(encoding="utf-8")
+    rows = list(csv.DictReader(text.splitlines()))
+    if any(not r["evidence"].strip() or not r["source"].strip() or r["flash_attention"] not in ("0", "1")
+           for r in rows):
+        raise ValueError("benchmarks/data/software_era.csv: every row needs flash_attention 0/1, evidence and source")
+    return frozenset(r["id"] for r in rows if r["flash_attention"] == "0")
+
+
 def planner_inputs(row: dict, pue=None, grid_intensity=None) -> PlannerInputs:
     """Keyword arguments for ``estimate_training`` from one run's pre-training facts only."""
     from estimator.presets import load_preset
@@ -114,6 +128,9 @@ def planner_inputs(row: dict, pue=None, grid_intensity=None) -> PlannerInputs:
         notes.append("GPU count not published: estimator chose it")
     if _val(row, "precision") is not None:
         kw["precision"] = row["precision"]
+    if row["id"] in pre_flash_runs():  # the software of the run's era (issue 14): no FlashAttention, no selective
+        kw["flash_attention"] = False
+        notes.append("software era: before FlashAttention and selective recomputation")
     from hardware_db import default_price
 
     if default_price(acc) is None:  # cost is not compared; the estimator needs some price to run
