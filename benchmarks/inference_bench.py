@@ -253,18 +253,95 @@ def fit_memory_power_share(estimates: list[tuple[dict, dict]], gpus: tuple[str, 
     return float(grid[int(np.argmin(err))])
 
 
+#: The rows each fitted serving constant was fitted on (hardware_db/assumptions.csv); every other row is held out.
+#: Fitted in this order, each with the ones before it in place, on TensorRT-LLM v0.9 rows (throughput and TTFT):
+#: prefill_gemm_rate_scale_<gpu> on the dense 2048-token TTFT rows of that calibrated GPU;
+#: serving_step_overhead_s on the dense-model rows of the two calibrated GPUs (h100-sxm, a100-80gb);
+#: moe_expert_gemm_efficiency_fp16 on the a100-80gb Mixtral rows, _fp8 on the h100-sxm Mixtral rows;
+#: pcie_allreduce_efficiency on the L40S throughput rows with TP > 1 (the only PCIe-only multi-GPU runs).
+TIME_METRICS = ("tokens_per_second_per_gpu", "ttft_ms")
+
+
+def constant_fit_rows(df: pd.DataFrame) -> dict[str, frozenset[str]]:
+    """constant -> names of the rows it was fitted on."""
+    trt = df["source"].str.startswith("NVIDIA/TensorRT-LLM") & df["metric"].isin(TIME_METRICS)
+    moe = df["model"].str.startswith("mixtral")
+
+    def names(sel) -> frozenset[str]:
+        return frozenset(df.loc[sel, "name"])
+
+    long_ttft = trt & (df["metric"] == "ttft_ms") & (df["prompt_tokens"] == 2048) & ~moe
+    return {**{f"prefill_gemm_rate_scale_{g}": names(long_ttft & (df["gpu"] == g)) for g in ("a100-80gb", "h100-sxm")},
+            "serving_step_overhead_s": names(trt & df["gpu"].isin(["h100-sxm", "a100-80gb"]) & ~moe),
+            "moe_expert_gemm_efficiency_fp16": names(trt & (df["gpu"] == "a100-80gb") & moe),
+            "moe_expert_gemm_efficiency_fp8": names(trt & (df["gpu"] == "h100-sxm") & moe),
+            "pcie_allreduce_efficiency": names(trt & (df["gpu"] == "l40s") & (df["tp"] > 1)
+                                               & (df["metric"] == "tokens_per_second_per_gpu")),
+            "memory_bound_power_share": names(df["gpu"].isin(POWER_FIT_GPUS) & (df["metric"] == "gpu_power_w"))}
+
+
+def fit_rows() -> frozenset[str]:
+    """Every row some fitted serving constant was fitted on."""
+    return frozenset().union(*constant_fit_rows(load_full_settings()).values())
+
+
+FIT_GRIDS = {"prefill_gemm_rate_scale_a100-80gb": [0.7 + 0.01 * i for i in range(61)],
+             "prefill_gemm_rate_scale_h100-sxm": [0.7 + 0.01 * i for i in range(61)],
+             "serving_step_overhead_s": [i * 1e-4 for i in range(31)],
+             "moe_expert_gemm_efficiency_fp16": [0.2 + 0.025 * i for i in range(33)],
+             "moe_expert_gemm_efficiency_fp8": [0.1 + 0.025 * i for i in range(37)],
+             "pcie_allreduce_efficiency": [0.05 + 0.025 * i for i in range(39)]}
+
+
+def _estimate_row(row: dict, batching: bool = True) -> dict:
+    """The estimate at the row's published setting (no replica search: the setting is the row's)."""
+    from estimator.config import ServingConfig
+    from estimator.inference import estimate_replica
+
+    return estimate_replica(ServingConfig(**full_inputs(row, batching))).to_dict()
+
+
+def _log_err(rows: list[dict]) -> float:
+    import numpy as np
+
+    return float(np.median([abs(np.log(predicted_full(_estimate_row(r), r) / float(r["value"]))) for r in rows]))
+
+
+def fit_time_constants() -> dict:
+    """Grid fit of the step-time constants, one at a time in ``FIT_GRIDS`` order on their own rows (median |log
+    error|), each with the ones fitted before it in place."""
+    from estimator.serving import constants_override
+
+    df = load_full_settings()
+    rows = constant_fit_rows(df)
+    got: dict = {}
+    for key, grid in FIT_GRIDS.items():
+        fit = [r for r in df.to_dict("records") if r["name"] in rows[key]]
+        with constants_override(**got):
+            got[key] = round(float(min(grid, key=lambda x: _with(constants_override, fit, **{key: x}))), 6)
+    return got
+
+
+def fit_power_share(gpus: tuple[str, ...] = POWER_FIT_GPUS) -> float:
+    """``memory_bound_power_share`` fitted on the power rows of ``gpus`` at the shipped time constants."""
+    rows = [r for r in load_full_settings().to_dict("records") if r["metric"] == "gpu_power_w"]
+    return fit_memory_power_share([(_estimate_row(r), r) for r in rows], gpus)
+
+
+def _with(override, rows: list[dict], **values: float) -> float:
+    with override(**values):
+        return _log_err(rows)
+
+
 def run_full_settings(batching: bool = True) -> pd.DataFrame:
     """Every fully specified row predicted blind: ours and the roofline baseline, signed errors, its source group."""
-    from estimator.inference import estimate_inference
-
     out = []
     for row in load_full_settings().to_dict("records"):
         rec = {"name": row["name"], "metric": row["metric"], "group": source_group(row), "gpu": row["gpu"],
                "reported": float(row["value"]), "predicted": None, "error": None, "baseline_error": None,
                "why_na": ""}
         try:
-            d = estimate_inference(**full_inputs(row, batching)).to_dict()
-            rec["predicted"] = predicted_full(d, row)
+            rec["predicted"] = predicted_full(_estimate_row(row, batching), row)
             rec["error"] = rec["predicted"] / rec["reported"] - 1.0
         except Exception as exc:  # noqa: BLE001 - record and go on
             rec["why_na"] = "estimator error: " + str(exc).split("\n")[0]

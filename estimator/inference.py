@@ -200,11 +200,12 @@ def estimate_inference(model: ModelSpec | str | ServingConfig | None = None, **i
     energy, CO2e and dollars per token and query; ``queries_per_day`` adds a fleet. Every defaulted input is
     recorded in ``assumptions`` with its source."""
     cfg = model if isinstance(model, ServingConfig) else ServingConfig(model=model, **inputs)  # type: ignore[arg-type]
-    return with_default_replica(cfg, _estimate)
+    return with_default_replica(cfg, estimate_replica)
 
 
-def _estimate(cfg: ServingConfig) -> InferenceEstimate:
-    """The estimate at the config's replica size and batch (both set)."""
+def estimate_replica(cfg: ServingConfig) -> InferenceEstimate:
+    """The estimate at the config's replica size and batch as given: no search for the best replica, no warning
+    about a forced one (a missing batch or size takes the plain default: 64, or the smallest TP that fits)."""
     r, rec, warnings = _replica(cfg)
     ph = _phases(cfg, r)
     b, gen, tp = r.batch, cfg.output_tokens + cfg.reasoning_tokens, r.tp

@@ -16,6 +16,7 @@ Formulas use plain floats or numpy arrays (units in the names).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 from typing import Any
@@ -39,6 +40,58 @@ from estimator.timing import (
 
 ACT_BYTES = 2.0  # activations stay in bf16/fp16 whatever the weight format
 DECODE_CONTEXT_SAMPLES = 16  # decode step time is averaged over this many points of the growing context
+#: Fitted serving constants (hardware_db/assumptions.csv, each with the rows it was fitted on)
+SERVING_CONSTANTS = ("prefill_gemm_rate_scale_a100-80gb", "prefill_gemm_rate_scale_h100-sxm", "serving_step_overhead_s",
+                     "moe_expert_gemm_efficiency_fp16", "moe_expert_gemm_efficiency_fp8", "pcie_allreduce_efficiency")
+_OVERRIDES: dict[str, float] = {}
+
+
+def serving_constant(key: str, default: float | None = None) -> float:
+    """A fitted serving constant from hardware_db/assumptions.csv (or a fit's trial value, ``constants_override``);
+    ``default`` where the file has no such key."""
+    if key in _OVERRIDES:
+        return _OVERRIDES[key]
+    from estimator.hardware import assumption
+
+    if default is not None and key not in SERVING_CONSTANTS:
+        return default
+    return float(assumption(key).value)
+
+
+def prefill_gemm_scale(cal: Calibration | None) -> float:
+    """Rate multiplier on a calibration's GEMM times in prefill (large token counts), fitted per calibrated GPU
+    (``prefill_gemm_rate_scale_<gpu>``); 1 without a calibration or a fitted figure."""
+    if cal is None or not cal.accelerator_id:
+        return 1.0
+    return serving_constant(f"prefill_gemm_rate_scale_{cal.accelerator_id}", 1.0)
+
+
+class constants_override:  # noqa: N801 - used as a context manager
+    """Trial values of the fitted serving constants, for refitting them (``benchmarks.inference_bench``)."""
+
+    def __init__(self, **values: float) -> None:
+        self.values, self.saved = values, dict(_OVERRIDES)
+
+    def __enter__(self) -> None:
+        _OVERRIDES.update(self.values)
+
+    def __exit__(self, *exc: object) -> None:
+        _OVERRIDES.clear()
+        _OVERRIDES.update(self.saved)
+
+
+@functools.cache
+def pcie_bw_gb_per_s(accel_id: str) -> float | None:
+    """Unidirectional PCIe bandwidth of a GPU with no scale-up link (hardware_db/accelerators.csv, sourced)."""
+    import csv
+    import io
+    from importlib.resources import files
+
+    text = (files("hardware_db") / "accelerators.csv").read_text()
+    for row in csv.DictReader(io.StringIO(text)):
+        if row["id"] == accel_id and row.get("pcie_bw_gb_per_s"):
+            return float(row["pcie_bw_gb_per_s"])
+    return None
 
 
 # --------------------------------------------------------------------------- shape arithmetic
@@ -141,6 +194,10 @@ def _tp_allreduce_s(s: ModelSpec, tokens, tp: int, accel, cal: Calibration | Non
 
         up = link_bandwidths_gb_per_s(accel)[0] * 1e9
         return 2 * s.layers * allreduce_s(buf, tp, up, km, accel.scaleup_domain or 1)
+    pcie = pcie_bw_gb_per_s(accel.id) if (accel.scaleup_domain or 1) <= 1 else None
+    if pcie is not None:  # no GPU-to-GPU link: a ring over PCIe at the fitted fraction of its bandwidth
+        bw = pcie * 1e9 * serving_constant("pcie_allreduce_efficiency")
+        return 2 * s.layers * (ring_allreduce_s(buf, tp, bw) + km.mem_overhead_s)
     ar = (cal.collectives.get("all_reduce") if cal is not None else None) or {}
     if ar.get("bus_bytes_per_s"):
         bw, lat = float(ar["bus_bytes_per_s"]), float(ar.get("latency_s", km.mem_overhead_s))
@@ -163,7 +220,8 @@ def _overhead_s(s: ModelSpec, km: KernelModel) -> float:
     """Launch overheads of one forward pass: per layer the GEMMs, the attention kernel, the elementwise kernels."""
     gemm_o = 0.0 if km.gemm is not None else km.gemm_overhead_s  # the calibrated GEMM times include theirs
     per_layer = N_GEMMS_PER_BLOCK * gemm_o + km.attn_overhead_s + N_ELEMENTWISE_PER_BLOCK * km.mem_overhead_s
-    return s.layers * per_layer + gemm_o + km.mem_overhead_s  # + LM head and sampling
+    # + LM head and sampling, + the serving framework's fixed cost per forward step (scheduling, sampling, host sync)
+    return s.layers * per_layer + gemm_o + km.mem_overhead_s + serving_constant("serving_step_overhead_s")
 
 
 def gemm_step_s(s: ModelSpec, batch, seq, km: KernelModel, *, tp: int, weight_bytes: float):
@@ -176,9 +234,16 @@ def gemm_step_s(s: ModelSpec, batch, seq, km: KernelModel, *, tp: int, weight_by
 
     kw = dict(tp=tp, dtype_bytes=weight_bytes)
     t = (s.layers - s.moe_layers) * gemm_forward_s(s, batch, seq, km, moe_layer=False, **kw)
-    if s.moe_layers:
-        t = t + s.moe_layers * gemm_forward_s(s, batch, seq, km, moe_layer=True, **kw)
+    if s.moe_layers:  # expert GEMMs (grouped, many small matrices) at their own fitted efficiency
+        eff = serving_constant("moe_expert_gemm_efficiency_fp8" if weight_bytes == 1.0 else
+                               "moe_expert_gemm_efficiency_fp16")  # fp4 / int4 take the 16-bit figure (no data)
+        t = t + s.moe_layers * gemm_forward_s(s, batch, seq, km, moe_layer=True, **kw) / eff
     return t + gemm_time_s(batch, s.vocab / tp, s.d_model, km.gemm, weight_bytes)
+
+
+def _scaled(t, rate_scale: float):
+    """A calibrated GEMM time at ``rate_scale`` times the calibrated rate (None stays None)."""
+    return None if t is None else t / rate_scale
 
 
 def _weight_read_bps(km: KernelModel) -> float:
@@ -202,7 +267,7 @@ def prefill_time(s: ModelSpec, batch: int, prompt: int, km: KernelModel, *, tp: 
         overhead=_overhead_s(s, km),
         tp_comm=_tp_allreduce_s(s, tokens, tp, accel, cal, km) if accel is not None else 0.0,
         flops_per_gpu=(f.total + head) / tp,
-        gemm_time=gemm_step_s(s, batch, prompt, km, tp=tp, weight_bytes=weight_bytes),
+        gemm_time=_scaled(gemm_step_s(s, batch, prompt, km, tp=tp, weight_bytes=weight_bytes), prefill_gemm_scale(cal)),
         hbm_bytes=(weight_bytes_read(s, tokens, weight_bytes) + _elementwise_bytes(s, tokens)) / tp + kv_write,
     )
 

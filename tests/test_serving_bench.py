@@ -42,11 +42,27 @@ def test_throughput_and_ttft_beat_the_roofline_baseline(full):
 
 
 def test_shipped_memory_power_share_is_the_a100_fit_and_transfers_to_h100():
-    from estimator.inference import estimate_inference
-
+    k = ib.fit_power_share(("a100-40gb",))
+    assert k == pytest.approx(float(assumption("memory_bound_power_share").value), abs=0.006)
     rows = [r for r in ib.load_full_settings().to_dict("records") if r["metric"] == "gpu_power_w"]
-    est = [(estimate_inference(**ib.full_inputs(r)).to_dict(), r) for r in rows]
-    k = ib.fit_memory_power_share(est, ("a100-40gb",))
-    assert k == pytest.approx(float(assumption("memory_bound_power_share").value), abs=0.01)
-    h100 = [abs(ib.predicted_full(d, r, k) / r["value"] - 1) for d, r in est if r["gpu"] == "h100-sxm"]
+    h100 = [abs(ib.predicted_full(ib._estimate_row(r), r, k) / r["value"] - 1) for r in rows if r["gpu"] == "h100-sxm"]
     assert len(h100) >= 10 and float(np.median(h100)) <= 0.12  # fitted on A100, scored on H100
+
+
+def test_shipped_time_constants_are_their_fits():
+    got = ib.fit_time_constants()
+    assert set(got) == set(ib.FIT_GRIDS)
+    for key, value in got.items():
+        assert value == pytest.approx(float(assumption(key).value), rel=1e-6), key
+        assert ib.constant_fit_rows(ib.load_full_settings())[key], key  # every constant names its fit rows
+
+
+def test_fit_rows_and_held_out_rows_are_disjoint_and_held_out_meets_targets(full):
+    fit = ib.fit_rows()
+    assert 0 < len(fit) < len(full) / 2
+    s = ib.score_full_settings(full, fit).set_index(["metric", "split", "group"])
+    targets = {"tokens_per_second_per_gpu": 0.10, "ttft_ms": 0.10, "gpu_power_w": 0.12}
+    for metric, target in targets.items():
+        assert s.loc[(metric, "held-out", "all"), "ours_median_abs"] <= target, metric
+    # J per token is power x time: it carries both errors (target 12%, not yet met: bounded so it cannot regress)
+    assert s.loc[("energy_per_output_token_j", "held-out", "all"), "ours_median_abs"] <= 0.15
