@@ -107,8 +107,12 @@ def _setup(cfg: TrainingConfig) -> tuple[Run, Assumptions, list[str]]:
     rec = rec | one("kernel_rates", rates.kernel.source, "", rates.source)
     if gbt is None:
         gbt = _default_global_batch_tokens(param_count(spec).total)
-        rec = rec | one("global_batch_tokens", gbt, "token", (_default_global_batch_tokens.__doc__ or "")
-                        .replace("\n", " "))
+        src = (_default_global_batch_tokens.__doc__ or "").replace("\n", " ")
+        if cfg.gpus is not None and cfg.gpus > 8 * gbt // spec.seq_len:  # grow with the cluster, as frontier runs do
+            gbt = -(-cfg.gpus // 8) * spec.seq_len
+            src = ("default: one sequence per 8 GPUs, the ratio of Llama 3.1 405B (2,048 sequences on 16,384 GPUs, "
+                   "Dubey et al. 2024 Table 4), so a large cluster is not starved (pass --global-batch-tokens)")
+        rec = rec | one("global_batch_tokens", gbt, "token", src)
     gb_seqs = max(1, int(gbt // spec.seq_len))
     if tokens < gb_seqs * spec.seq_len:
         raise EstimatorInputError(f"--tokens {tokens:g} is less than one global batch ({gb_seqs * spec.seq_len:g} "
