@@ -257,6 +257,7 @@ def fit_memory_power_share(estimates: list[tuple[dict, dict]], gpus: tuple[str, 
 #: Fitted in this order, each with the ones before it in place, on TensorRT-LLM v0.9 rows (throughput and TTFT):
 #: prefill_gemm_rate_scale_<gpu> on the dense 2048-token TTFT rows of that calibrated GPU;
 #: serving_step_overhead_s on the dense-model rows of the two calibrated GPUs (h100-sxm, a100-80gb);
+#: decode_gqa_kv_reuse_h100-sxm on the h100-sxm Mistral-7B (GQA) throughput rows;
 #: moe_expert_gemm_efficiency_fp16 on the a100-80gb Mixtral rows, _fp8 on the h100-sxm Mixtral rows;
 #: pcie_allreduce_efficiency on the L40S throughput rows with TP > 1 (the only PCIe-only multi-GPU runs).
 TIME_METRICS = ("tokens_per_second_per_gpu", "ttft_ms")
@@ -273,6 +274,8 @@ def constant_fit_rows(df: pd.DataFrame) -> dict[str, frozenset[str]]:
     long_ttft = trt & (df["metric"] == "ttft_ms") & (df["prompt_tokens"] == 2048) & ~moe
     return {**{f"prefill_gemm_rate_scale_{g}": names(long_ttft & (df["gpu"] == g)) for g in ("a100-80gb", "h100-sxm")},
             "serving_step_overhead_s": names(trt & df["gpu"].isin(["h100-sxm", "a100-80gb"]) & ~moe),
+            "decode_gqa_kv_reuse_h100-sxm": names(trt & (df["gpu"] == "h100-sxm") & (df["model"] == "mistral-7b")
+                                                  & (df["metric"] == "tokens_per_second_per_gpu")),
             "moe_expert_gemm_efficiency_fp16": names(trt & (df["gpu"] == "a100-80gb") & moe),
             "moe_expert_gemm_efficiency_fp8": names(trt & (df["gpu"] == "h100-sxm") & moe),
             "pcie_allreduce_efficiency": names(trt & (df["gpu"] == "l40s") & (df["tp"] > 1)
@@ -288,6 +291,7 @@ def fit_rows() -> frozenset[str]:
 FIT_GRIDS = {"prefill_gemm_rate_scale_a100-80gb": [0.7 + 0.01 * i for i in range(61)],
              "prefill_gemm_rate_scale_h100-sxm": [0.7 + 0.01 * i for i in range(61)],
              "serving_step_overhead_s": [i * 1e-4 for i in range(31)],
+             "decode_gqa_kv_reuse_h100-sxm": [0.025 * i for i in range(41)],
              "moe_expert_gemm_efficiency_fp16": [0.2 + 0.025 * i for i in range(33)],
              "moe_expert_gemm_efficiency_fp8": [0.1 + 0.025 * i for i in range(37)],
              "pcie_allreduce_efficiency": [0.05 + 0.025 * i for i in range(39)]}
@@ -307,18 +311,33 @@ def _log_err(rows: list[dict]) -> float:
     return float(np.median([abs(np.log(predicted_full(_estimate_row(r), r) / float(r["value"]))) for r in rows]))
 
 
+#: Where the fit starts: each constant neutral (the kernel model alone)
+FIT_START = {"prefill_gemm_rate_scale_a100-80gb": 1.0, "prefill_gemm_rate_scale_h100-sxm": 1.0,
+             "serving_step_overhead_s": 0.0, "decode_gqa_kv_reuse_h100-sxm": 1.0,
+             "moe_expert_gemm_efficiency_fp16": 1.0, "moe_expert_gemm_efficiency_fp8": 1.0,
+             "pcie_allreduce_efficiency": 1.0}
+MAX_SWEEPS = 20
+
+
 def fit_time_constants() -> dict:
-    """Grid fit of the step-time constants, one at a time in ``FIT_GRIDS`` order on their own rows (median |log
-    error|), each with the ones fitted before it in place."""
+    """Grid fit of the step-time constants: from ``FIT_START``, each in ``FIT_GRIDS`` order on its own rows (median
+    |log error|) with the others at their current values, sweeping until no constant moves (coordinate descent;
+    independent of the values shipped in hardware_db/assumptions.csv)."""
     from estimator.serving import constants_override
 
     df = load_full_settings()
     rows = constant_fit_rows(df)
-    got: dict = {}
-    for key, grid in FIT_GRIDS.items():
-        fit = [r for r in df.to_dict("records") if r["name"] in rows[key]]
-        with constants_override(**got):
-            got[key] = round(float(min(grid, key=lambda x: _with(constants_override, fit, **{key: x}))), 6)
+    records = df.to_dict("records")
+    got = dict(FIT_START)
+    for _ in range(MAX_SWEEPS):
+        before = dict(got)
+        for key, grid in FIT_GRIDS.items():
+            fit = [r for r in records if r["name"] in rows[key]]
+            others = {k: v for k, v in got.items() if k != key}
+            with constants_override(**others):
+                got[key] = round(float(min(grid, key=lambda x: _with(constants_override, fit, **{key: x}))), 6)
+        if got == before:
+            break
     return got
 
 

@@ -42,7 +42,8 @@ ACT_BYTES = 2.0  # activations stay in bf16/fp16 whatever the weight format
 DECODE_CONTEXT_SAMPLES = 16  # decode step time is averaged over this many points of the growing context
 #: Fitted serving constants (hardware_db/assumptions.csv, each with the rows it was fitted on)
 SERVING_CONSTANTS = ("prefill_gemm_rate_scale_a100-80gb", "prefill_gemm_rate_scale_h100-sxm", "serving_step_overhead_s",
-                     "moe_expert_gemm_efficiency_fp16", "moe_expert_gemm_efficiency_fp8", "pcie_allreduce_efficiency")
+                     "decode_gqa_kv_reuse_h100-sxm", "moe_expert_gemm_efficiency_fp16",
+                     "moe_expert_gemm_efficiency_fp8", "pcie_allreduce_efficiency")
 _OVERRIDES: dict[str, float] = {}
 
 
@@ -241,6 +242,17 @@ def gemm_step_s(s: ModelSpec, batch, seq, km: KernelModel, *, tp: int, weight_by
     return t + gemm_time_s(batch, s.vocab / tp, s.d_model, km.gemm, weight_bytes)
 
 
+def gqa_kv_read_factor(s: ModelSpec, tp: int, cal: Calibration | None) -> float:
+    """Decode attention KV bytes relative to reading each KV head once: 1 + (1 - r) (g - 1) for g query heads per
+    KV head on a GPU, r = the fraction of that sharing the decode kernels realise (``decode_gqa_kv_reuse_<gpu>``,
+    fitted per calibrated GPU; 1 where none is fitted). MLA and MHA: 1."""
+    if s.is_mla or cal is None or not cal.accelerator_id:
+        return 1.0
+    g = (s.heads / tp) / max(s.kv_heads / tp, 1.0)
+    r = serving_constant(f"decode_gqa_kv_reuse_{cal.accelerator_id}", 1.0)
+    return 1.0 + (1.0 - r) * max(g - 1.0, 0.0)
+
+
 def _scaled(t, rate_scale: float):
     """A calibrated GEMM time at ``rate_scale`` times the calibrated rate (None stays None)."""
     return None if t is None else t / rate_scale
@@ -277,7 +289,7 @@ def decode_time(s: ModelSpec, batch: int, context, km: KernelModel, *, tp: int =
     """One GPU's time for one decode step of ``batch`` sequences whose KV caches hold ``context`` tokens."""
     ctx = np.asarray(context, dtype=float)
     f = decode_step_flops(s, batch, ctx)
-    kv = kv_bytes_per_token(s, kv_bytes) * kv_shard_fraction(s, tp) * batch * (ctx + 1)
+    kv = kv_bytes_per_token(s, kv_bytes) * kv_shard_fraction(s, tp) * batch * (ctx + 1) * gqa_kv_read_factor(s, tp, cal)
     return PhaseTime(
         gemm_compute=f.matmul / tp / km.gemm_flops_per_s,
         weight_read=weight_bytes_read(s, batch, weight_bytes) / tp / _weight_read_bps(km) + 0.0 * ctx,

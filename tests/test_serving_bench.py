@@ -61,8 +61,7 @@ def test_fit_rows_and_held_out_rows_are_disjoint_and_held_out_meets_targets(full
     fit = ib.fit_rows()
     assert 0 < len(fit) < len(full) / 2
     s = ib.score_full_settings(full, fit).set_index(["metric", "split", "group"])
-    targets = {"tokens_per_second_per_gpu": 0.10, "ttft_ms": 0.10, "gpu_power_w": 0.12}
+    targets = {"tokens_per_second_per_gpu": 0.10, "ttft_ms": 0.10, "batch_prefill_ms": 0.10, "gpu_power_w": 0.12,
+               "energy_per_output_token_j": 0.12}  # issue 13's targets, on rows no constant was fitted on
     for metric, target in targets.items():
         assert s.loc[(metric, "held-out", "all"), "ours_median_abs"] <= target, metric
-    # J per token is power x time: it carries both errors (target 12%, not yet met: bounded so it cannot regress)
-    assert s.loc[("energy_per_output_token_j", "held-out", "all"), "ours_median_abs"] <= 0.15
