@@ -333,7 +333,10 @@ def _write_jsonl(records: list[dict], target: Path) -> Path:
 def check(
     calibration: Annotated[Path, typer.Argument(help="calibration file (docs/calibration-schema.md)")],
     measurements: Annotated[Path, typer.Argument(help="measurements.jsonl or a run directory")],
-    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as one JSON object: n, "
+                                                          "time_{median,p90,worst}_abs_rel_err, by_kind")] = False,
+    rows_out: Annotated[Path | None, typer.Option("--rows", help="also write every row's predicted and measured time "
+                                                               "(JSON lines) to this file")] = None,
 ) -> None:
     """Predicted against measured time for every row, and the median/p90/worst error overall and per kernel kind."""
     try:
@@ -354,8 +357,18 @@ def check(
     except EstimatorInputError as err:
         _fail(err)
         return
+    if rows_out is not None:
+        try:
+            rows_out.write_text("".join(json.dumps(r, allow_nan=False) + "\n" for r in result["rows"]))
+        except OSError as err:
+            _fail(EstimatorInputError(f"cannot write {rows_out} ({err.strerror or err})",
+                                      "pass a writable --rows path"))
+            return
     if as_json:
-        typer.echo(json.dumps(result, allow_nan=False))
+        keys = ("n", "time_median_abs_rel_err", "time_p90_abs_rel_err", "time_worst_abs_rel_err", "by_kind")
+        typer.echo(json.dumps({k: result[k] for k in keys}, allow_nan=False))
+        if result.get("device_mismatch"):
+            typer.echo(f"profile-gpu: warning: {result['device_mismatch']}", err=True)
         return
     for r in result["rows"]:
         typer.echo(f"{r['shape_id']}\t{r['kind']}\tmeasured {r['measured_s'] * 1e6:.1f} us\tpredicted "

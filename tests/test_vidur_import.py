@@ -95,16 +95,19 @@ def test_cli_import_fit_check_roundtrip(tmp_path, capsys):
     assert "all_reduce" in cal["collectives"] and set(cal["collectives"]["all_reduce"]["by_world_size"]) == {
         "2", "4", "8"}
     load_calibration(cal_path)
-    rc, o, e = _run(["check", str(cal_path), str(out), "--json"], capsys)
+    rows_file = tmp_path / "rows.jsonl"
+    rc, o, e = _run(["check", str(cal_path), str(out), "--json", "--rows", str(rows_file)], capsys)
     assert rc == 0, e
     res = json.loads(o)
     keys = {"n", "time_median_abs_rel_err", "time_p90_abs_rel_err", "time_worst_abs_rel_err"}
-    assert keys <= set(res) and "by_kind" in res
+    assert set(res) == keys | {"by_kind"}  # exactly the contract's keys (issue 12)
+    rows = [json.loads(x) for x in rows_file.read_text().splitlines()]
     assert {"gemm", "norm", "rope", "activation", "add", "embedding", "all_reduce"} <= set(res["by_kind"])
     for s in res["by_kind"].values():
         assert set(s) == keys
         assert 0 <= s["time_median_abs_rel_err"] <= s["time_p90_abs_rel_err"] <= s["time_worst_abs_rel_err"]
-    assert res["n"] == len(res["rows"]) == sum(s["n"] for s in res["by_kind"].values())
+    assert res["n"] == len(rows) == sum(s["n"] for s in res["by_kind"].values())
+    assert all(r["predicted_s"] > 0 and r["measured_s"] > 0 for r in rows)
     assert res["by_kind"]["gemm"]["time_median_abs_rel_err"] < 0.15  # in-sample GEMMs: a sanity bound
     rc, o, e = _run(["check", str(cal_path), str(out)], capsys)
     assert rc == 0 and "gemm: n " in o
