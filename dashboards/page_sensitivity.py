@@ -2,7 +2,8 @@
 
 Each bar is ``estimate_training`` re-run with one input set to the low or high end that the base estimate's
 ``assumptions`` record gives it (for efficiency: the MFU at the ends of the training-time interval fitted on
-published runs, or at the calibration's time corners, ``estimator.ranges.time_corners``), everything else unchanged. No power, carbon, price or range formula lives here.
+published runs, or at the calibration's time corners, ``estimator.ranges.time_corners``), everything else
+unchanged. No power, carbon, price or range formula lives here.
 """
 
 from __future__ import annotations
