@@ -35,6 +35,7 @@ from estimator.serving import (
     expected_experts_touched,
     fewest_gpus_that_fit,
     fleet_size,
+    fleet_with_ranges,
     hbm_utilisation,
     kv_bytes_per_token,
     kv_shard_fraction,
@@ -93,6 +94,8 @@ def _setup(cfg: ServingConfig) -> tuple[ModelSpec, Any, tuple[str, str, str], Ra
     if cfg.kv_precision is None:
         rec = rec | one("kv_precision", kvp, "", "default: 16-bit KV cache (pass --kv-precision)")
     cp, why = serving_compute_precision(accel, wp)
+    if wp == "fp4" and "fp4" in accel.peak_tflops:  # Blackwell: fp4 tensor cores (hardware_db fp4 dense peak)
+        cp, why = "fp4", f"fp4 weights with fp4 tensor-core GEMMs ({accel.peak_tflops['fp4']:g} TFLOP/s dense peak)"
     rates = resolve_rates(accel, cp, cfg.calibration, cfg.force_calibration)
     rec = rec | one("compute_precision", cp, "", why) | one("kernel_rates", rates.kernel.source, "", rates.source)
     return spec, accel, (wp, kvp, cp), rates, rec, notes + list(rates.warnings)
@@ -179,17 +182,17 @@ def _phases(cfg: ServingConfig, r: Replica) -> Phases:
                   hbm_utilisation(np.mean(dec.hbm_bytes), t_dec, r.accel))
 
 
-def _fleet(cfg: ServingConfig, r: Replica, qps: float, pm: facility.PowerModel, gpu_w: float, site, grid, usd_h):
-    """Replicas, GPUs, power, energy, CO2e and cost of serving ``queries_per_day`` (None without a load)."""
+def _fleet(cfg: ServingConfig, r: Replica, qps: float, pm: facility.PowerModel, gpu_w: float, site, grid, price,
+           rel: float):
+    """Replicas, GPUs, power, energy, CO2e and cost of serving ``queries_per_day``, with ranges (None without a
+    load)."""
     if cfg.queries_per_day is None:
         return None, Assumptions(), []
-    rec = Assumptions()
-    pta = cfg.peak_to_average
+    pta, rec = cfg.peak_to_average, Assumptions()
     if pta is None:
         pta = DEFAULT_PEAK_TO_AVERAGE
         rec = one("peak_to_average", pta, "ratio", PEAK_TO_AVERAGE_SOURCE)
-    fl = fleet_size(cfg.queries_per_day, pta, qps, r.tp, pm.idle_w, gpu_w, site.host_w, site.pue, grid.g_per_kwh,
-                    usd_h)
+    fl = fleet_with_ranges(cfg.queries_per_day, pta, qps, r.tp, pm, gpu_w, site, grid, price, rel)
     emb = facility.embodied(r.accel)
     fl["annual_embodied_co2e_tonnes"] = emb.tonnes(fl["gpus"], facility.HOURS_PER_YEAR)
     return fl, rec | emb.assumptions, list(emb.warnings)
@@ -219,8 +222,8 @@ def estimate_replica(cfg: ServingConfig) -> InferenceEstimate:
     price = facility.price(r.accel, cfg.price_per_gpu_hour)
     usd_h = price.usd_per_gpu_hour
     usd_m = None if usd_h is None else facility.cloud_cost_usd(tp * 1e6 / tps / 3600, usd_h)
-    fleet, a_fleet, w_fleet = _fleet(cfg, r, b / ph.t_cycle, pm, gpu_w, site, grid, usd_h)
     rel, a_rel = efficiency_rel(r.rates, False)
+    fleet, a_fleet, w_fleet = _fleet(cfg, r, b / ph.t_cycle, pm, gpu_w, site, grid, price, rel)
     ranges = serving_ranges(ph, r.tp, r.batch, pm, site, grid, price, rel, usd_m, gen)
     cal = r.rates.calibration
     cal_info = None if cal is None else cal.summary() | {"used_for": [x for x, ok in (

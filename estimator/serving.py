@@ -446,6 +446,30 @@ def fleet_size(queries_per_day: float, peak_to_average: float, queries_per_s_per
                 gpus * facility.HOURS_PER_YEAR, usd_per_gpu_hour)}
 
 
+FLEET_RANGE_KEYS = ("replicas", "gpus", "avg_power_mw", "annual_energy_mwh", "annual_co2e_tonnes", "annual_cost_usd")
+
+
+def fleet_with_ranges(queries_per_day: float, peak_to_average: float, qps: float, tp: int, pm: Any, gpu_w: float,
+                      site: Any, grid: Any, price: Any, rel: float) -> dict:
+    """``fleet_size`` at the central inputs, with ``ranges``: low/high of GPUs, MW, MWh/yr, tCO2e/yr and $/yr from
+    the corners of the time uncertainty ``rel`` (queries/s per replica x (1 + rel) or / (1 + rel)), the busy power,
+    PUE, grid-intensity and price ranges."""
+    usd_h = price.usd_per_gpu_hour
+
+    def at(fast: float, busy: float, pue: float, g: float, usd: float | None) -> dict:
+        span = pm.busy_w - pm.idle_w
+        w = pm.idle_w + (gpu_w - pm.idle_w) * ((busy - pm.idle_w) / span if span > 0 else 1.0)
+        return fleet_size(queries_per_day, peak_to_average, qps / fast, tp, pm.idle_w, w, site.host_w, pue, g, usd)
+
+    fl = fleet_size(queries_per_day, peak_to_average, qps, tp, pm.idle_w, gpu_w, site.host_w, site.pue,
+                    grid.g_per_kwh, usd_h)
+    lo = at(1.0 / (1.0 + rel), pm.busy_low, site.pue_low, grid.low, None if usd_h is None else price.low)
+    hi = at(1.0 + rel, pm.busy_high, site.pue_high, grid.high, None if usd_h is None else price.high)
+    fl["ranges"] = {k: (None if fl[k] is None else [min(lo[k], hi[k], fl[k]), max(lo[k], hi[k], fl[k])])
+                    for k in FLEET_RANGE_KEYS}
+    return fl
+
+
 def phase_dict(pt: PhaseTime, t: float, u: float, w: float, extra: dict | None = None) -> dict:
     """Mean seconds by part of one step of a phase, its bound, compute utilisation and GPU power (and ``extra``)."""
 
