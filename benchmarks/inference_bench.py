@@ -384,3 +384,50 @@ def score_full_settings(df: pd.DataFrame, fit_rows: frozenset[str] = frozenset()
                      "ours_median_abs": float(e.median()) if len(e) else None,
                      "baseline_median_abs": float(g["baseline_error"].abs().median())})
     return pd.DataFrame(rows)
+
+
+def _fmt_pct(x) -> str:
+    return "" if x is None or x != x else f"{100 * x:.1f}%"
+
+
+def full_settings_report(df: pd.DataFrame | None = None) -> str:
+    """Markdown: per-metric median |error| (ours beside the roofline baseline), fit rows and held-out rows, by source
+    group; the fitted constants with their fit rows; the power fit's A100 <-> H100 transfer."""
+    import numpy as np
+
+    from estimator.hardware import assumption
+
+    df = run_full_settings() if df is None else df
+    s = score_full_settings(df, fit_rows())
+    lines = ["# Fully specified serving rows, predicted blind", "",
+             f"{len(df)} rows of `benchmarks/data/serving_full_settings.csv`, every one predicted "
+             f"({int(df['error'].notna().sum())} of {len(df)}). Median |error|; the baseline is a plain roofline at "
+             "datasheet peaks with the GPU at TDP (`roofline_baseline`). 'fit' rows are those some constant was "
+             "fitted on; 'held-out' rows were used by none.", "",
+             "| metric | split | source (GPU) | n | ours | roofline baseline |", "|---|---|---|---|---|---|"]
+    for r in s.sort_values(["metric", "split", "group"]).to_dict("records"):
+        lines.append(f"| {r['metric']} | {r['split']} | {r['group']} | {r['n_predicted']} | "
+                     f"{_fmt_pct(r['ours_median_abs'])} | {_fmt_pct(r['baseline_median_abs'])} |")
+    lines += ["", "## Fitted constants (hardware_db/assumptions.csv) and the rows each was fitted on", ""]
+    for key, names in constant_fit_rows(load_full_settings()).items():
+        lines.append(f"- `{key}` = {assumption(key).value:g}: {len(names)} rows ({', '.join(sorted(names))})")
+    rows = [r for r in load_full_settings().to_dict("records") if r["metric"] == "gpu_power_w"]
+    est = [(_estimate_row(r), r) for r in rows]
+    lines += ["", "## GPU power: fitted on one generation, scored on the other", "",
+              "| fitted on | memory_bound_power_share | A100-40GB error | H100 error |", "|---|---|---|---|"]
+    for g in ("a100-40gb", "h100-sxm"):
+        k = fit_memory_power_share(est, (g,))
+        errs = [float(np.median([abs(predicted_full(d, r, k) / r["value"] - 1) for d, r in est if r["gpu"] == h]))
+                for h in ("a100-40gb", "h100-sxm")]
+        lines.append(f"| {g} | {k:g} | {_fmt_pct(errs[0])} | {_fmt_pct(errs[1])} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # python -m benchmarks.inference_bench OUT_DIR: write the report and the per-row CSV
+    import sys
+    from pathlib import Path
+
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
+    rows = run_full_settings()
+    rows.to_csv(out / "serving_full_settings_rows.csv", index=False)
+    (out / "serving_full_settings.md").write_text(full_settings_report(rows))
