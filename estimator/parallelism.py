@@ -114,6 +114,22 @@ def check_layout(s: ModelSpec, lay: Layout, gpus: int, global_batch_seqs: int) -
     return lay
 
 
+def explain_no_layout(s: ModelSpec, gpus: int, global_batch_seqs: int, fixed: dict) -> tuple[str, str]:
+    """(problem, fix) when no layout is valid: the reasons the user's fixed sizes fail, where they name enough."""
+    tp, pp, cp = fixed.get("tp") or 1, fixed.get("pp") or 1, fixed.get("cp") or 1
+    probs = []
+    if gpus % (tp * pp * cp) == 0:
+        probe = Layout(tp, pp, fixed.get("dp") or gpus // (tp * pp * cp), fixed.get("ep") or 1,
+                       1 if fixed.get("zero") is None else fixed["zero"], fixed.get("micro_batch") or 1,
+                       fixed.get("recompute") or "none", cp=cp)
+        probs = layout_problems(s, probe, gpus, global_batch_seqs)
+    if probs and fixed:
+        return (f"no valid parallel layout for {gpus} GPUs with {fixed}: " + "; ".join(probs),
+                "change the fixed sizes, the GPU count or --global-batch-tokens")
+    return (f"no valid parallel layout for {gpus} GPUs with the given constraints {fixed or ''}".rstrip(),
+            "use a GPU count with small factors (e.g. a multiple of 8), or relax --tp/--pp/--dp/--ep")
+
+
 def _divisors(n: int) -> list[int]:
     small = [i for i in range(1, int(n**0.5) + 1) if n % i == 0]
     return sorted(set(small + [n // i for i in small]))

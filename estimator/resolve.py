@@ -79,7 +79,14 @@ def resolve_model(model: ModelSpec | None, params, active_params, experts, exper
         ov["seq_len"] = seq_len
     if ov:
         model = _overrides(model, {k: v for k, v in ov.items() if k in SHAPE_FIELDS})
-    return validate(model), notes
+    model = validate(model)
+    pc = param_count(model)
+    emb = (pc.embedding + pc.lm_head) / pc.total if pc.total else 0.0
+    if model.name in ("derived", "derived-moe") and emb > 0.5:
+        notes.append(f"{emb:.0%} of the derived model's parameters are its {model.vocab:,}-token embedding and LM head "
+                     f"({model.layers} layers, d_model {model.d_model}): the Llama 3 recipe does not fit a model this "
+                     "small; pass --vocab, --layers and --d-model, or a preset")
+    return model, notes
 
 
 def shape_note(spec: ModelSpec) -> dict:

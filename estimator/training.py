@@ -30,7 +30,14 @@ from estimator.hardware import (
 )
 from estimator.hardware import TRAINING_PRECISIONS as PRECISIONS
 from estimator.model import ModelSpec, param_count
-from estimator.parallelism import MEMORY_HEADROOM, Layout, check_layout, choose_layout, layout_cost
+from estimator.parallelism import (
+    MEMORY_HEADROOM,
+    Layout,
+    check_layout,
+    choose_layout,
+    explain_no_layout,
+    layout_cost,
+)
 from estimator.ranges import efficiency_rel, training_time_factors
 from estimator.resolve import moe_from_active, resolve_model, shape_note
 from estimator.results import HEADLINE, TrainingEstimate, headline_frame, provenance
@@ -174,9 +181,7 @@ def _layout(cfg: TrainingConfig, r: Run, n_gpus: int) -> tuple[Layout, int, Assu
             rec = rec | one("gpus", n_gpus, "GPU", f"default: the smallest doubling of the {r.accel.id} count for "
                             f"{cfg.target_days:g} days that fits the model in memory (pass --gpus)")
     if not ch.n_valid:
-        raise EstimatorInputError(
-            f"no valid parallel layout for {n_gpus} GPUs with the given constraints {user_fixed or ''}".rstrip(),
-            "use a GPU count with small factors (e.g. a multiple of 8), or relax --tp/--pp/--dp/--ep")
+        raise EstimatorInputError(*explain_no_layout(r.spec, n_gpus, r.gb_seqs, user_fixed))
     if ch.best is None:
         raise EstimatorInputError(
             f"the model does not fit: the leanest layout ({ch.smallest.describe()}) needs "  # type: ignore[union-attr]

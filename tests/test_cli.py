@@ -165,3 +165,24 @@ def test_list_gpus_json_is_json():
 
     assert rows["h100-sxm"]["peak_bf16_dense_tflops"] == hardware_db.get_accelerator("h100-sxm").peak_tflops["bf16"]
     assert rows["tpu-v5e"]["tdp_w"] is None  # no published TDP: missing stays missing (null), never 0
+
+
+def test_layout_error_names_the_real_cause():
+    """Issue 15: TP2 PP1 on 2,048 GPUs with a small batch fails because DP x micro-batch exceeds the batch, not
+    because of the GPU count's factors."""
+    r = run("--params", "7e9", "--tokens", "2e12", "--gpus", "2048", "--tp", "2", "--pp", "1",
+            "--global-batch-tokens", "4e6")
+    assert r.returncode == 2 and "smaller than DP x micro-batch" in r.stderr and "small factors" not in r.stderr
+
+
+def test_tiny_derived_model_warns_about_its_embedding_share():
+    d = json.loads(run("--params", "1e8", "--tokens", "2e10", "--gpus", "8", "--json").stdout)
+    assert any("embedding and LM head" in w for w in d["warnings"])
+
+
+def test_doubling_a_cluster_with_the_default_batch_is_not_slower():
+    """Issue 14/15: the default global batch grows with the cluster (one sequence per 8 GPUs), so twice the GPUs
+    finish sooner instead of starving data parallelism."""
+    days = [json.loads(run("--params", "4e11", "--tokens", "8e12", "--gpus", str(g), "--json").stdout)
+            ["wall_clock_days"] for g in (16384, 32768)]
+    assert days[1] < days[0]
