@@ -159,7 +159,8 @@ def grid(region: str | None = None, grid_intensity: object = None) -> Grid:
     g = gi.g_per_kwh
     lo, hi = g * (1 - rel), g * (1 + rel)
     rec = Assumptions({"grid_intensity_g_per_kwh": Assumed(
-        round(g, 1), "gCO2e/kWh", f"{gi.name}: {gi.source}; range +/-{rel:.0%} (grid_intensity_rel_range)",
+        round(g, 1), "gCO2e/kWh", f"{gi.name}: {gi.source}; data year {gi.vintage}, codecarbon "
+                                  f"{gi.codecarbon_version}; range +/-{rel:.0%} (grid_intensity_rel_range)",
         round(lo, 1), round(hi, 1))})
     if region is None:
         rec = rec | one("region", gi.region, "", "default region (pass --region)")
