@@ -27,7 +27,7 @@ from dashboards.common import (
     show_warnings,
     try_call,
 )
-from estimator.config import WEIGHT_PRECISIONS
+from estimator.config import DEFAULT_TPOT_SLO_MS, DEFAULT_TTFT_SLO_MS, WEIGHT_PRECISIONS
 
 #: headline metrics (labels and units from estimator.results.METRICS)
 HEADLINE = ("ttft_ms", "tpot_ms", "tokens_per_second_per_gpu", "energy_per_output_token_j",
@@ -53,7 +53,26 @@ def serving_inputs() -> tuple[Form, dict]:
     wp = form.select("weights", "Weight precision", [AUTO, *WEIGHT_PRECISIONS], AUTO, where=c[2])
     kw["weight_precision"] = None if wp == AUTO else wp
     kw["region"] = region_select(form, "region", "Region (grid carbon intensity)", where=c[3])
+    c = st.columns(5)
+    kw["gpus_per_replica"] = parse_number(form.text("tp", "GPUs per replica (blank = chosen)", "", where=c[0]))
+    kw["batching"] = form.select("batching", "Batching", ["continuous", "static"], "continuous", where=c[1])
+    kw["optimise"] = form.select("optimise", "Default choice minimises", ["cost", "energy"], "cost", where=c[2])
+    kw["ttft_slo_ms"] = parse_number(form.text("ttft_slo", f"TTFT target, ms (default {DEFAULT_TTFT_SLO_MS:g})", "",
+                                               where=c[3]))
+    kw["tpot_slo_ms"] = parse_number(form.text("tpot_slo", f"TPOT target, ms (default {DEFAULT_TPOT_SLO_MS:g})", "",
+                                               where=c[4]))
     return form, {k: v for k, v in kw.items() if v is not None}
+
+
+def fleet_value(fleet: dict, key: str, unit: str) -> tuple[str, str | None]:
+    """A fleet figure and its low-high range, formatted."""
+    v = fleet.get(key)
+    text = f"{v:,}" if isinstance(v, int) else fmt_value(v, unit)
+    rng = (fleet.get("ranges") or {}).get(key)
+    if not rng:
+        return text, None
+    lo, hi = rng
+    return text, (f"{lo:,} - {hi:,}" if isinstance(lo, int) else f"{fmt_value(lo, unit)} - {fmt_value(hi, unit)}")
 
 
 def batch_sweep(kw: dict, max_batch: int) -> pd.DataFrame:
@@ -104,6 +123,9 @@ def render() -> None:
     d, frame = res
     st.caption(f"{d['model']['name']} on {d['gpus_per_replica']} x {d['gpu_name']} per replica, batch {d['batch']} "
                f"(max that fits {d['max_batch']}), weights {d['weight_precision']}, KV {d['kv_precision']}")
+    if d.get("replica_choice"):
+        ch = d["replica_choice"]
+        st.caption(f"Chosen: {ch['gpus_per_replica']} GPUs per replica at batch {ch['batch']}: {ch['why']}")
     st.caption(grid_caption(d))
     cols = st.columns(len(HEADLINE))
     for c, key in zip(cols, HEADLINE, strict=True):
@@ -113,17 +135,20 @@ def render() -> None:
         st.subheader(f"Fleet for {fleet['queries_per_day']:,.0f} queries per day")
         cols = st.columns(len(FLEET))
         for c, (key, lab, unit) in zip(cols, FLEET, strict=True):
-            v = fleet.get(key)
-            c.metric(lab, f"{v:,}" if isinstance(v, int) else fmt_value(v, unit))
-            if v is None:
+            text, rng = fleet_value(fleet, key, unit)
+            c.metric(lab, text)
+            if fleet.get(key) is None:
                 c.caption("not estimated (see the warning below)")
+            elif rng:
+                c.caption(f"range {rng}")
     show_warnings(d)
     c1, c2 = st.columns(2)
-    bs = batch_sweep({k: v for k, v in kw.items() if k != "batch"}, d["max_batch"])
+    bs = batch_sweep({k: v for k, v in kw.items() if k != "batch"} | {"gpus_per_replica": d["gpus_per_replica"]},
+                     d["max_batch"])
     if not bs.empty:
         c1.plotly_chart(two_axis(bs, "batch", "tpot_ms", "energy_per_output_token_j",
                                  "Latency and energy per token against batch size"), key="sv_chart_batch")
-    fs = fleet_sweep(kw)
+    fs = fleet_sweep(kw | {"gpus_per_replica": d["gpus_per_replica"], "batch": d["batch"]})
     if not fs.empty:
         c2.plotly_chart(two_axis(fs, "queries_per_day", "gpus", "avg_power_mw",
                                  "Fleet size and power against queries per day"), key="sv_chart_fleet")

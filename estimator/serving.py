@@ -377,6 +377,27 @@ def _candidates(cfg: Any, estimate) -> list:
     return out
 
 
+def _search(cfg: Any, estimate, optimise: str, ttft: float, tpot: float) -> tuple:
+    """(best candidate, whether it meets the targets, candidates) over the sizes and batches ``cfg`` leaves open."""
+    cands = _candidates(cfg, estimate)
+    if not cands:
+        return None, False, 0
+    best, met = _best(cands, optimise, ttft, tpot)
+    return best, met, len(cands)
+
+
+_search_cached = functools.lru_cache(maxsize=64)(_search)
+
+
+def _cached_search(cfg: Any, estimate, optimise: str, ttft: float, tpot: float) -> tuple:
+    """``_search``, cached by the (frozen) config: a forced choice's check and the dashboard's sweeps repeat it.
+    Unhashable inputs (a calibration object) are searched uncached."""
+    try:
+        return _search_cached(cfg, estimate, optimise, ttft, tpot)
+    except TypeError:
+        return _search(cfg, estimate, optimise, ttft, tpot)
+
+
 def _best(cands: list, optimise: str, ttft: float, tpot: float):
     """The candidate with the lowest objective among those within both latency targets, and whether any was."""
     ok = [e for e in cands if e.ttft.m_as("ms") <= ttft and e.tpot.m_as("ms") <= tpot]
@@ -393,21 +414,21 @@ def with_default_replica(cfg: Any, estimate):
 
     opt = cfg.optimise or "cost"
     ttft, tpot = cfg.ttft_slo_ms or DEFAULT_TTFT_SLO_MS, cfg.tpot_slo_ms or DEFAULT_TPOT_SLO_MS
-    forced = cfg.batch is not None and cfg.gpus_per_replica is not None
-    cands = _candidates(replace(cfg, batch=None, gpus_per_replica=None), estimate)
-    own = _candidates(cfg, estimate) if not forced and (cfg.batch or cfg.gpus_per_replica) else cands
-    if forced or not own:
+    if cfg.batch is not None and cfg.gpus_per_replica is not None:  # forced: estimate it, warn if far from best
         got = estimate(cfg)  # raises the fit error of a forced choice that does not fit
-        if not cands:
+        best = _cached_search(replace(cfg, batch=None, gpus_per_replica=None), estimate, opt, ttft, tpot)[0]
+        if best is None:
             return got
-        best, _ = _best(cands, opt, ttft, tpot)
         ratio = _objective(got.to_dict(), opt) / _objective(best.to_dict(), opt)
         warn = (f"{got.gpus_per_replica} GPUs per replica at batch {got.batch} is {ratio:.1f}x the {opt} per output "
                 f"token of the best choice within the latency targets ({best.gpus_per_replica} GPUs, batch "
                 f"{best.batch}; drop --batch / --gpus-per-replica to use it)",) if ratio > FAR_FROM_BEST else ()
         return replace(got, warnings=got.warnings + warn)
-    chosen, met = _best(own, opt, ttft, tpot)
-    why = (f"lowest {opt} per output token of {len(own)} fitting (GPUs per replica, batch) pairs within TTFT <= "
+    best, met, n = _cached_search(cfg, estimate, opt, ttft, tpot)
+    if best is None:
+        return estimate(cfg)  # nothing fits: the plain estimate says why
+    chosen = best
+    why = (f"lowest {opt} per output token of {n} fitting (GPUs per replica, batch) pairs within TTFT <= "
            f"{ttft:g} ms and TPOT <= {tpot:g} ms" if met else
            f"no fitting pair meets TTFT <= {ttft:g} ms and TPOT <= {tpot:g} ms: the one nearest the targets")
     rec = (one("gpus_per_replica", chosen.gpus_per_replica, "GPU", f"chosen: {why} (pass --gpus-per-replica)")
@@ -417,7 +438,7 @@ def with_default_replica(cfg: Any, estimate):
            | one("tpot_slo_ms", tpot, "ms", "default: MLPerf Inference Llama 2 70B server TPOT target (pass "
                  "--tpot-slo-ms)" if cfg.tpot_slo_ms is None else "user input"))
     choice = {"gpus_per_replica": chosen.gpus_per_replica, "batch": chosen.batch, "optimise": opt,
-              "ttft_slo_ms": ttft, "tpot_slo_ms": tpot, "met_targets": met, "candidates": len(own), "why": why}
+              "ttft_slo_ms": ttft, "tpot_slo_ms": tpot, "met_targets": met, "candidates": n, "why": why}
     warn = () if met else (f"no replica size and batch meets TTFT <= {ttft:g} ms and TPOT <= {tpot:g} ms",)
     return replace(chosen, assumptions={**chosen.assumptions, **rec}, replica_choice=choice,
                    warnings=chosen.warnings + warn, config=cfg.to_dict())
