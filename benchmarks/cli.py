@@ -58,18 +58,12 @@ def _check_writable(out: Path) -> None:
 
 
 def _fmt(x, kind="num") -> str:
+    """A number in the report: the project's one formatter (estimator.formatting.fmt); n/a where missing."""
+    from estimator.formatting import fmt
+
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "n/a"
-    if kind == "pct":
-        return f"{x:+.0%}"
-    if kind == "abspct":
-        return f"{x:.0%}"
-    x = float(x)
-    if x == 0:
-        return "0"
-    if abs(x) >= 1e6 or abs(x) < 1e-2:
-        return f"{x:.3g}"
-    return f"{x:,.3g}" if abs(x) < 1000 else f"{x:,.0f}"
+    return fmt(x, {"pct": "signed_fraction", "abspct": "abs_fraction"}.get(kind, ""))
 
 
 def _md_table(df: pd.DataFrame) -> str:

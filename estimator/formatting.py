@@ -24,6 +24,10 @@ def fmt(x: Any, unit: str = "") -> str:
         return str(x)
     if unit in PERCENT_UNITS and 0 <= x <= 1:
         return f"{x:.1%}"
+    if unit == "signed_fraction":  # an error or a change: predicted / reported - 1
+        return f"{x:+.0%}"
+    if unit == "abs_fraction":  # an absolute error
+        return f"{x:.0%}"
     a = abs(x)
     if a == 0:
         return "0"
