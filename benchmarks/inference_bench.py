@@ -257,7 +257,7 @@ def fit_memory_power_share(estimates: list[tuple[dict, dict]], gpus: tuple[str, 
 #: Fitted in this order, each with the ones before it in place, on TensorRT-LLM v0.9 rows (throughput and TTFT):
 #: prefill_gemm_rate_scale_<gpu> on the dense 2048-token TTFT rows of that calibrated GPU;
 #: serving_step_overhead_s on the dense-model rows of the two calibrated GPUs (h100-sxm, a100-80gb);
-#: decode_gqa_kv_reuse_h100-sxm on the h100-sxm Mistral-7B (GQA) throughput rows;
+#: decode_gqa_attention_efficiency_h100-sxm on the h100-sxm Mistral-7B (GQA) throughput rows;
 #: moe_expert_gemm_efficiency_fp16 on the a100-80gb Mixtral rows, _fp8 on the h100-sxm Mixtral rows;
 #: pcie_allreduce_efficiency on the L40S throughput rows with TP > 1 (the only PCIe-only multi-GPU runs).
 TIME_METRICS = ("tokens_per_second_per_gpu", "ttft_ms")
@@ -274,8 +274,9 @@ def constant_fit_rows(df: pd.DataFrame) -> dict[str, frozenset[str]]:
     long_ttft = trt & (df["metric"] == "ttft_ms") & (df["prompt_tokens"] == 2048) & ~moe
     return {**{f"prefill_gemm_rate_scale_{g}": names(long_ttft & (df["gpu"] == g)) for g in ("a100-80gb", "h100-sxm")},
             "serving_step_overhead_s": names(trt & df["gpu"].isin(["h100-sxm", "a100-80gb"]) & ~moe),
-            "decode_gqa_kv_reuse_h100-sxm": names(trt & (df["gpu"] == "h100-sxm") & (df["model"] == "mistral-7b")
-                                                  & (df["metric"] == "tokens_per_second_per_gpu")),
+            "decode_gqa_attention_efficiency_h100-sxm": names(
+                trt & (df["gpu"] == "h100-sxm") & (df["model"] == "mistral-7b")
+                & (df["metric"] == "tokens_per_second_per_gpu")),
             "moe_expert_gemm_efficiency_fp16": names(trt & (df["gpu"] == "a100-80gb") & moe),
             "moe_expert_gemm_efficiency_fp8": names(trt & (df["gpu"] == "h100-sxm") & moe),
             "pcie_allreduce_efficiency": names(trt & (df["gpu"] == "l40s") & (df["tp"] > 1)
@@ -291,7 +292,7 @@ def fit_rows() -> frozenset[str]:
 FIT_GRIDS = {"prefill_gemm_rate_scale_a100-80gb": [0.7 + 0.01 * i for i in range(61)],
              "prefill_gemm_rate_scale_h100-sxm": [0.7 + 0.01 * i for i in range(61)],
              "serving_step_overhead_s": [i * 1e-4 for i in range(31)],
-             "decode_gqa_kv_reuse_h100-sxm": [0.025 * i for i in range(41)],
+             "decode_gqa_attention_efficiency_h100-sxm": [0.2 + 0.025 * i for i in range(33)],
              "moe_expert_gemm_efficiency_fp16": [0.2 + 0.025 * i for i in range(33)],
              "moe_expert_gemm_efficiency_fp8": [0.1 + 0.025 * i for i in range(37)],
              "pcie_allreduce_efficiency": [0.05 + 0.025 * i for i in range(39)]}
@@ -313,7 +314,7 @@ def _log_err(rows: list[dict]) -> float:
 
 #: Where the fit starts: each constant neutral (the kernel model alone)
 FIT_START = {"prefill_gemm_rate_scale_a100-80gb": 1.0, "prefill_gemm_rate_scale_h100-sxm": 1.0,
-             "serving_step_overhead_s": 0.0, "decode_gqa_kv_reuse_h100-sxm": 1.0,
+             "serving_step_overhead_s": 0.0, "decode_gqa_attention_efficiency_h100-sxm": 1.0,
              "moe_expert_gemm_efficiency_fp16": 1.0, "moe_expert_gemm_efficiency_fp8": 1.0,
              "pcie_allreduce_efficiency": 1.0}
 MAX_SWEEPS = 20

@@ -42,7 +42,7 @@ ACT_BYTES = 2.0  # activations stay in bf16/fp16 whatever the weight format
 DECODE_CONTEXT_SAMPLES = 16  # decode step time is averaged over this many points of the growing context
 #: Fitted serving constants (hardware_db/assumptions.csv, each with the rows it was fitted on)
 SERVING_CONSTANTS = ("prefill_gemm_rate_scale_a100-80gb", "prefill_gemm_rate_scale_h100-sxm", "serving_step_overhead_s",
-                     "decode_gqa_kv_reuse_h100-sxm", "moe_expert_gemm_efficiency_fp16",
+                     "decode_gqa_attention_efficiency_h100-sxm", "moe_expert_gemm_efficiency_fp16",
                      "moe_expert_gemm_efficiency_fp8", "pcie_allreduce_efficiency")
 _OVERRIDES: dict[str, float] = {}
 
@@ -243,14 +243,12 @@ def gemm_step_s(s: ModelSpec, batch, seq, km: KernelModel, *, tp: int, weight_by
 
 
 def gqa_kv_read_factor(s: ModelSpec, tp: int, cal: Calibration | None) -> float:
-    """Decode attention KV bytes relative to reading each KV head once: 1 + (1 - r) (g - 1) for g query heads per
-    KV head on a GPU, r = the fraction of that sharing the decode kernels realise (``decode_gqa_kv_reuse_<gpu>``,
-    fitted per calibrated GPU; 1 where none is fitted). MLA and MHA: 1."""
-    if s.is_mla or cal is None or not cal.accelerator_id:
+    """Decode attention time over grouped KV heads (GQA) relative to streaming the KV cache once at the memory
+    rate: 1 / e, e = ``decode_gqa_attention_efficiency_<gpu>`` fitted per calibrated GPU (1 where none is fitted).
+    MHA and MLA: 1."""
+    if s.is_mla or s.kv_heads >= s.heads or cal is None or not cal.accelerator_id:
         return 1.0
-    g = (s.heads / tp) / max(s.kv_heads / tp, 1.0)
-    r = serving_constant(f"decode_gqa_kv_reuse_{cal.accelerator_id}", 1.0)
-    return 1.0 + (1.0 - r) * max(g - 1.0, 0.0)
+    return 1.0 / serving_constant(f"decode_gqa_attention_efficiency_{cal.accelerator_id}", 1.0)
 
 
 def _scaled(t, rate_scale: float):
