@@ -1,15 +1,15 @@
 """``estimate_inference``: what serving a model costs per token, per query and for a fleet.
 
-Continuous (in-flight) batching, as vLLM and TensorRT-LLM serve: ``batch`` requests share a replica, a
-request's prompt is prefilled when it arrives (its time to first token is its own prompt's prefill), and the
-replica's time budget (throughput, energy) covers every prefill and decode step of the batch. Step times come
-from ``estimator.serving`` (per-kernel roofline); power, energy, CO2e and dollars from ``estimator.facility``.
+``--batching continuous`` (default; vLLM, TensorRT-LLM in-flight): TTFT is a request's own prefill, TPOT a decode
+step plus the other requests' prefills interleaved; ``static`` (gptSessionBenchmark): the batch is prefilled together
+(TTFT = ``prefill_batch_ms``). Throughput and energy count every step. With no batch / replica size, the pair that
+minimises cost (or energy) per output token within the TTFT/TPOT targets is chosen (``serving.with_default_replica``).
 
-GPU power at each phase's operating point comes from the calibration's P(u), else is interpolated between
-idle and the documented busy power by u / u_ref (u = achieved / peak FLOP/s, u_ref = the GEMM efficiency at
-which the busy figure was measured), plus a share for HBM streaming: memory-bound decode draws well under
-TDP, as measured ("decode draws only 137-300 W on a 700 W GPU", Ma et al. 2026).
+GPU power per phase: the calibration's P(u), else idle + (busy - idle) x min(1, u / u_ref + s x m), u = achieved /
+peak FLOP/s, m = HBM bandwidth used; s fitted on measured A100 decode power, idle measured (hardware_db/assumptions.csv;
+batch-1 decode draws about half of TDP: 363-414 W on a 700 W H100). Step times: ``estimator.serving``.
 """
+
 
 from __future__ import annotations
 

@@ -10,6 +10,14 @@
   plus each sequence's KV cache, and turns compute-bound at large batch.
 * MoE: a step reads the weights of the distinct experts its tokens touch, expected
   E (1 - (1 - k/E)^T) per layer for T tokens routed uniformly.
+* Kernels run one after another: each kernel's compute and memory time overlap (its roofline max), different
+  kernels' do not (their sum).
+* Fitted serving constants (``SERVING_CONSTANTS``, hardware_db/assumptions.csv, each with the measured rows it was
+  fitted on in ``benchmarks.inference_bench.constant_fit_rows``): the prefill GEMM rate per calibrated GPU, a fixed
+  framework cost per forward step, Hopper GQA decode-attention efficiency, MoE expert GEMM efficiency by precision,
+  PCIe all-reduce efficiency for GPUs with no GPU-to-GPU link (L40S: its datasheet PCIe bandwidth).
+* The default replica: ``with_default_replica`` searches power-of-two TP and batch for the lowest cost or energy per
+  output token within the latency targets.
 
 Formulas use plain floats or numpy arrays (units in the names).
 """
