@@ -252,7 +252,8 @@ def _checks(r: Run, n_gpus: int, mfu: float) -> list[str]:
     if n_gpus > 8 * r.gb_seqs:
         out.append(f"{n_gpus:,} GPUs share a global batch of {r.gb_seqs:,} sequences (more than 8 GPUs per "
                    f"sequence, the most Llama 3.1 405B used): data parallelism is starved and MFU is "
-                   f"{mfu:.0%}; pass a larger --global-batch-tokens if the run would use one")
+                   f"{mfu:.0%}; pass a larger --global-batch-tokens if the run would use one, or about "
+                   f"{8 * r.gb_seqs:,} GPUs (more would idle or slow the run)")
     if r.accel.scaleout_bw_gb_per_s is None and n_gpus > (r.accel.scaleup_domain or 1):
         out.append(f"no published scale-out bandwidth for {r.accel.id}: inter-node traffic assumed at its "
                    "scale-up (NVLink/ICI) bandwidth, which is optimistic")
