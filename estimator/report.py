@@ -128,13 +128,16 @@ def inference_rows(d: dict) -> list[tuple[str, object, object, object, str]]:
     ]
     f = d.get("fleet")
     if f:
+        fr = f.get("ranges") or {}
         rows += [
             ("fleet: load", f"{f['queries_per_day']:,.0f} queries/day, peak x{f['peak_to_average']:g}", None, None, ""),
-            ("fleet: replicas / GPUs", f"{f['replicas']:,} / {f['gpus']:,}", None, None, ""),
-            ("fleet: average facility power", f["avg_power_mw"], None, None, "MW"),
-            ("fleet: annual energy", f["annual_energy_mwh"], None, None, "MWh"),
-            ("fleet: annual operational CO2e", f["annual_co2e_tonnes"], None, None, "tCO2e"),
-            ("fleet: annual rental cost", f["annual_cost_usd"], None, None, "USD"),
+            ("fleet: replicas", f["replicas"], *fr.get("replicas", (None, None)), ""),
+            ("fleet: GPUs", f["gpus"], *fr.get("gpus", (None, None)), "GPU"),
+            ("fleet: average facility power", f["avg_power_mw"], *fr.get("avg_power_mw", (None, None)), "MW"),
+            ("fleet: annual energy", f["annual_energy_mwh"], *fr.get("annual_energy_mwh", (None, None)), "MWh"),
+            ("fleet: annual operational CO2e", f["annual_co2e_tonnes"], *fr.get("annual_co2e_tonnes", (None, None)),
+             "tCO2e"),
+            ("fleet: annual rental cost", f["annual_cost_usd"], *fr.get("annual_cost_usd", (None, None)), "USD"),
         ]
     return rows
 
