@@ -116,12 +116,14 @@ def padded_m(m, tile_m: int):
     return np.where(m >= tile_m, np.ceil(m / tile_m) * tile_m, np.minimum(small, tile_m))
 
 
-def wave_utilisation(m, n, tile_m: int, tile_n: int, wave_slots: int):
-    """Busy fraction of the tile waves: tiles / (waves x slots), in (0, 1]; 1 when quantisation is off."""
+def wave_utilisation(m, n, tile_m: int, tile_n: int, wave_slots: int, padded=None):
+    """Busy fraction of the tile waves: tiles / (waves x slots), in (0, 1]; 1 when quantisation is off.
+    ``padded``: ``padded_m(m, tile_m)`` when the caller has it already."""
     m = np.asarray(m, dtype=float)
     if tile_m <= 0 or tile_n <= 0 or wave_slots <= 0:
         return np.ones_like(m + np.asarray(n, dtype=float))
-    tiles = np.ceil(padded_m(m, tile_m) / tile_m) * np.ceil(np.asarray(n, dtype=float) / tile_n)
+    tiles = np.ceil((padded_m(m, tile_m) if padded is None else padded) / tile_m) * np.ceil(
+        np.asarray(n, dtype=float) / tile_n)
     return tiles / (np.ceil(tiles / wave_slots) * wave_slots)
 
 
@@ -134,8 +136,9 @@ def gemm_bytes(m, n, k, dtype_bytes: float = 2.0):
 def gemm_time_s(m, n, k, params: GemmParams, dtype_bytes: float = 2.0):
     """Seconds for ``out[m, n] = in[m, k] @ W[k, n]`` (2 m n k FLOPs) under ``params`` (module docstring)."""
     m, n, k = (np.asarray(x, dtype=float) for x in (m, n, k))
-    util = wave_utilisation(m, n, params.tile_m, params.tile_n, params.wave_slots)
-    t_flop = 2.0 * padded_m(m, params.tile_m) * n * k / params.flops_per_s / util ** params.wave_exponent
+    mp = padded_m(m, params.tile_m)
+    util = wave_utilisation(m, n, params.tile_m, params.tile_n, params.wave_slots, mp)
+    t_flop = 2.0 * mp * n * k / params.flops_per_s / util ** params.wave_exponent
     if math.isinf(params.bytes_per_s):
         return t_flop + params.overhead_s
     t_byte = gemm_bytes(m, n, k, dtype_bytes) / params.bytes_per_s

@@ -206,8 +206,12 @@ class Candidates:
         return Layout(**kw, recompute=self.recompute, recompute_fraction=frac)
 
     def subset(self, idx, recompute: str, fraction) -> Candidates:
-        """The layouts at ``idx`` under another recompute mode."""
-        return Candidates(recompute, {k: v[idx] for k, v in self.arrays.items()}, fraction)
+        """The layouts at ``idx`` under another recompute mode (``arrays["_idx"]`` keeps their positions)."""
+        return Candidates(recompute, {k: v[idx] for k, v in self.arrays.items()} | {"_idx": idx}, fraction)
+
+    def with_mode(self, recompute: str) -> Candidates:
+        """The same layouts under another recompute mode."""
+        return Candidates(recompute, self.arrays, self.fraction)
 
 
 def candidate_layouts(s: ModelSpec, gpus: int, global_batch_seqs: int, scaleup_domain: int,
@@ -262,11 +266,15 @@ def layout_cost(spec: ModelSpec, *, accel, km: KernelModel, arrays: dict, rec: s
     return mem, st
 
 
-def _partial_group(spec: ModelSpec, none: Candidates, cost_args: dict, capacity: float) -> Candidates | None:
-    """Layouts that fit only with some layers recomputed, with just enough whole layers per stage recomputed."""
+def _take(rec, idx, n: int):
+    """The entries ``idx`` of a record whose fields are arrays over ``n`` layouts (or scalars, broadcast)."""
+    return type(rec)(*(np.broadcast_to(np.asarray(getattr(rec, f.name), dtype=float), (n,))[idx] for f in fields(rec)))
+
+
+def _partial_group(spec: ModelSpec, none: Candidates, m0, m1, capacity: float) -> Candidates | None:
+    """Layouts that fit only with some layers recomputed, with just enough whole layers per stage recomputed
+    (``m0``, ``m1``: their memory without and with full recomputation)."""
     arr = none.arrays
-    m0, _ = layout_cost(spec, arrays=arr, rec="none", frac=0.0, **cost_args)
-    m1, _ = layout_cost(spec, arrays=arr, rec="full", frac=0.0, **cost_args)
     n = len(none)
     a, b = np.asarray(m0.total, float) * np.ones(n), np.asarray(m1.total, float) * np.ones(n)
     per_stage = np.ceil(spec.layers / arr["pp"])
@@ -300,14 +308,26 @@ def choose_layout(*, spec: ModelSpec, accel, km: KernelModel, n_gpus: int, gb_se
     cost_args = dict(accel=accel, km=km, gb_seqs=gb_seqs, seq=seq, dtype_bytes=dtype_bytes, dp_overlap=dp_overlap,
                      flash=flash, grad_bytes=grad_bytes)
     n_valid = len(groups[0]) * len(groups) if groups else 0
+    costs: dict[str, tuple] = {}  # every mode's groups share one set of layouts: each mode is costed once
+
+    def cost(g: Candidates) -> tuple:
+        if g.recompute == "partial":  # between no and full recomputation, layer by layer, on the selected layouts
+            idx, n = g.arrays["_idx"], len(groups[0])
+            m0, t0 = (_take(x, idx, n) for x in cost(groups[0].with_mode("none")))
+            m1, t1 = (_take(x, idx, n) for x in cost(groups[0].with_mode("full")))
+            return interpolate(m0, m1, g.fraction), interpolate(t0, t1, g.fraction)
+        if g.recompute not in costs:
+            costs[g.recompute] = layout_cost(spec, arrays=g.arrays, rec=g.recompute, frac=0.0, **cost_args)
+        return costs[g.recompute]
+
     none = next((g for g in groups if g.recompute == "none"), None)
     if none is not None and fixed.get("recompute") is None:
-        part = _partial_group(spec, none, cost_args, capacity)
+        part = _partial_group(spec, none, cost(none)[0], cost(none.with_mode("full"))[0], capacity)
         groups = groups + ([part] if part is not None else [])
     best: tuple[float, Layout] | None = None
     smallest: tuple[float, Layout] | None = None
     for g in groups:
-        mem, st = layout_cost(spec, arrays=g.arrays, rec=g.recompute, frac=g.fraction, **cost_args)
+        mem, st = cost(g)
         tot = np.asarray(mem.total, dtype=float) * np.ones(len(g))
         # a step processes floor(gb / (dp mb)) micro-batches per pipeline: compare time per sequence
         used = np.floor(gb_seqs / (g.arrays["dp"] * g.arrays["micro_batch"])) * g.arrays["dp"] * g.arrays["micro_batch"]
