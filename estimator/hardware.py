@@ -146,6 +146,7 @@ class KernelModel:
     stream_bytes_per_s: float | None = None
     gemm: Any = None
     allreduce: Any = None
+    precision: str = ""  # the GEMM precision these rates are for
 
     @property
     def stream_bps(self) -> float:
@@ -246,7 +247,7 @@ def calibrated_kernel_model(accel: Accelerator, precision: str, cal: Calibration
         attn_overhead_s=r["attn_overhead_s"] if attn else base.attn_overhead_s,
         mem_bytes_per_s=float(mem["bytes_per_s"]) * bw_ratio if mem.get("bytes_per_s") else base.mem_bytes_per_s,
         mem_overhead_s=float(mem.get("overhead_s", 0.0)) if mem.get("bytes_per_s") else base.mem_overhead_s,
-        source="; ".join(how), block_overhead_s=float(r.get("block_overhead_s", 0.0)),
+        source="; ".join(how), block_overhead_s=float(r.get("block_overhead_s", 0.0)), precision=precision,
         stream_bytes_per_s=base.mem_bytes_per_s if gemm is not None else None, gemm=gemm,
         allreduce=_allreduce_params(cal, up) if up > 0 else None)
     parts = ["GEMM " + ("per-kernel roofline" if gemm is not None else "linear form") + " calibrated"]

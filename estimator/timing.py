@@ -97,6 +97,11 @@ def block_time_s(s: ModelSpec, batch, seq, km: KernelModel, training: bool = Tru
     tokens = batch * seq
     tpcp = tp * cp
     gemm_fwd = gemm_forward_s(s, batch, seq, km, tp=tp, cp=cp, ep=ep, moe_layer=moe, dtype_bytes=dtype_bytes)
+    if moe and km.gemm is not None:  # expert (grouped) GEMMs at their own efficiency, fitted on serving rows
+        from estimator.serving import serving_constant
+
+        gemm_fwd = gemm_fwd / serving_constant("moe_expert_gemm_efficiency_fp8" if km.precision == "fp8" else
+                                               "moe_expert_gemm_efficiency_fp16")
     attn_fwd = f.attn_core / tpcp / km.attn_flops_per_s + km.attn_overhead_s
     if not flash:
         attn_fwd = attn_fwd + unfused_attention_bytes(s, batch, seq, dtype_bytes) / tpcp / km.stream_bps
