@@ -83,6 +83,7 @@ class Opt:
 
 
 def _options() -> tuple[Opt, ...]:
+    from estimator.config import framework_ids
     from estimator.flops import RECOMPUTE
     from estimator.hardware import TRAINING_PRECISIONS
 
@@ -114,7 +115,7 @@ def _options() -> tuple[Opt, ...]:
         Opt("--micro-batch", COUNT, "Sequences per micro-batch.", TP_, "serving takes --batch"),
         Opt("--global-batch-tokens", NUMBER, "Tokens per optimizer step.", TP_, "serving takes --batch"),
         Opt("--mfu", NUMBER, "Override the time model with this MFU (0-1].", TP_),
-        Opt("--framework", _choices(("megatron", "deepspeed", "fsdp")), "Training framework: gradient precision "
+        Opt("--framework", _choices(framework_ids()), "Training framework: gradient precision "
             "(default megatron: fp32 gradients).", TP_),
         Opt("--no-flash-attention", bool, "Software without FlashAttention (before 2022): attention scores in HBM.",
             TP_, is_flag=True),

@@ -31,6 +31,13 @@ MAX_BATCH = 1_000_000
 MAX_TEXT = 200  # characters of a --gpu, --region or --scaling-law (the longest known id is ~30)
 
 
+def framework_ids() -> tuple[str, ...]:
+    """Training frameworks hardware_db/frameworks.csv describes (megatron, deepspeed, fsdp)."""
+    from hardware_db import frameworks
+
+    return tuple(frameworks())
+
+
 def _pos(name: str, **kw) -> Callable[[Any], float]:
     return lambda v: number(name, v, **kw)
 
@@ -104,7 +111,7 @@ TRAINING = SHAPE | SITE | {
     "framework_efficiency": _pos("framework-efficiency", maximum=1.0),
     "failure_rate_per_gpu_hour": _nonneg("failure-rate-per-gpu-hour"),
     "restart_overhead_hours": _nonneg("restart-overhead-hours"), "target_days": _pos("target-days"),
-    "flash_attention": _flag("flash_attention"), "framework": _text("framework")}
+    "flash_attention": _flag("flash_attention"), "framework": lambda v: choice("framework", v, framework_ids())}
 SERVING = SHAPE | SITE | {
     "gpus_per_replica": _int("gpus-per-replica", maximum=4096), "batch": _int("batch", maximum=MAX_BATCH),
     "prompt_tokens": _int("prompt-tokens", maximum=MAX_TOTAL_TOKENS),
@@ -153,12 +160,12 @@ class _Validated:
 
 
 @dataclass(frozen=True)
-class TrainingConfig(_Validated):
-    """Every input of a training estimate; None means 'use the documented default' (recorded in assumptions)."""
+class _ModelAndSite(_Validated):
+    """Inputs every estimate shares: the model (preset, size or shape overrides), the GPU, the site, the price and
+    the calibration."""
 
     model: ModelSpec | None = None
     params: float | None = None
-    tokens: float | None = None
     active_params: float | None = None
     experts: int | None = None
     experts_per_token: int | None = None
@@ -170,6 +177,23 @@ class TrainingConfig(_Validated):
     ffn_dim: Any = None
     vocab: Any = None
     gpu: str | None = None
+    pue: float | None = None
+    region: str | None = None
+    grid_intensity: float | None = None
+    price_per_gpu_hour: float | None = None
+    calibration: Any = None
+    force_calibration: bool = False
+
+    def shape_overrides(self) -> dict:
+        """The model-shape fields the user set."""
+        return {k: getattr(self, k) for k in ("layers", "d_model", "heads", "kv_heads", "ffn_dim", "vocab")}
+
+
+@dataclass(frozen=True)
+class TrainingConfig(_ModelAndSite):
+    """Every input of a training estimate; None means 'use the documented default' (recorded in assumptions)."""
+
+    tokens: float | None = None
     gpus: int | None = None
     precision: str | None = None
     tp: int | None = None
@@ -182,13 +206,7 @@ class TrainingConfig(_Validated):
     micro_batch: int | None = None
     global_batch_tokens: float | None = None
     mfu: float | None = None
-    pue: float | None = None
-    region: str | None = None
-    grid_intensity: float | None = None
-    price_per_gpu_hour: float | None = None
     gpu_power_w: float | None = None
-    calibration: Any = None
-    force_calibration: bool = False
     owned: bool = False
     capex_per_gpu: float | None = None
     electricity_usd_per_kwh: float | None = None
@@ -201,28 +219,11 @@ class TrainingConfig(_Validated):
 
     _checks = TRAINING  # type: ignore[assignment]
 
-    def shape_overrides(self) -> dict:
-        """The model-shape fields the user set."""
-        return {k: getattr(self, k) for k in ("layers", "d_model", "heads", "kv_heads", "ffn_dim", "vocab")}
-
 
 @dataclass(frozen=True)
-class ServingConfig(_Validated):
+class ServingConfig(_ModelAndSite):
     """Every input of a serving estimate; None means 'use the documented default' (recorded in assumptions)."""
 
-    model: ModelSpec | None = None
-    params: float | None = None
-    active_params: float | None = None
-    experts: int | None = None
-    experts_per_token: int | None = None
-    seq_len: int | None = None
-    layers: Any = None
-    d_model: Any = None
-    heads: Any = None
-    kv_heads: Any = None
-    ffn_dim: Any = None
-    vocab: Any = None
-    gpu: str | None = None
     gpus_per_replica: int | None = None
     batch: int | None = None
     prompt_tokens: int = 1000
@@ -232,12 +233,6 @@ class ServingConfig(_Validated):
     kv_precision: str | None = None
     queries_per_day: float | None = None
     peak_to_average: float | None = None
-    pue: float | None = None
-    region: str | None = None
-    grid_intensity: float | None = None
-    price_per_gpu_hour: float | None = None
-    calibration: Any = None
-    force_calibration: bool = False
     batching: str | None = None
     optimise: str | None = None
     ttft_slo_ms: float | None = None
@@ -251,10 +246,6 @@ class ServingConfig(_Validated):
         if total > MAX_TOTAL_TOKENS:
             raise EstimatorInputError(f"prompt + output + reasoning tokens = {total:,} exceeds {MAX_TOTAL_TOKENS:,} "
                                       "per request", "pass realistic token counts per query")
-
-    def shape_overrides(self) -> dict:
-        """The model-shape fields the user set."""
-        return {k: getattr(self, k) for k in ("layers", "d_model", "heads", "kv_heads", "ffn_dim", "vocab")}
 
 
 #: budget kind -> (TrainingEstimate.to_dict key, unit, CLI flag)

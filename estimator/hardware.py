@@ -255,6 +255,9 @@ def calibrated_kernel_model(accel: Accelerator, precision: str, cal: Calibration
         parts.append("attention at the documented default (the calibration has no attention kernels)")
     if gemm is not None:
         parts.append("KV-cache and optimizer streaming at the documented HBM fraction")
+        key = "moe_expert_gemm_efficiency_fp8" if precision == "fp8" else "moe_expert_gemm_efficiency_fp16"
+        parts.append(f"MoE layers' GEMMs at {float(assumption(key).value):g} of the dense rate ({key}, fitted on "
+                     "serving rows, hardware_db/assumptions.csv)")
     return km, ", ".join(parts)
 
 
@@ -307,8 +310,8 @@ def resolve_rates(accel: Accelerator, precision: str, calibration: object, force
     if t is not None and ref_cal is not None:
         got = calibrated_kernel_model(accel, precision, ref_cal, accelerator(t.reference))
         if got is not None:
-            rel = ("same generation: the one-generation transfer (A100 <-> H100) scored GEMM median 6-7%, p90 18-19% "
-                   "on measured kernels" if t.relation == "same_generation" else
+            rel = ("same generation: trusted as far as the measured A100 <-> H100 transfer (hardware_db/calibrations/"
+                   "README.md, 'How the estimator uses them')" if t.relation == "same_generation" else
                    f"another generation ({t.source}): not validated, indicative only")
             warn = () if t.relation == "same_generation" else (
                 f"kernel rates of {accel.id} are scaled from the {t.reference} calibration, another GPU generation: "
