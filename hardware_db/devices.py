@@ -86,41 +86,39 @@ def sm_count(accelerator_id: str | None) -> int | None:
     return counts.pop() if len(counts) == 1 else None
 
 
-def peak_flops_per_s(accelerator_id: str | None, dtype: str) -> float | None:
-    """Dense datasheet peak FLOP/s of ``accelerator_id`` at ``dtype`` (hardware_db), or None when unknown."""
+def _accelerator(accelerator_id: str | None):
+    """The hardware_db accelerator, or None for no id or an unknown one."""
     import hardware_db
 
     if not accelerator_id:
         return None
     try:
-        return hardware_db.get_accelerator(accelerator_id).peak_flops(dtype)
-    except ValueError:  # unknown id or missing figure
+        return hardware_db.get_accelerator(accelerator_id)
+    except hardware_db.UnknownNameError:
+        return None
+
+
+def peak_flops_per_s(accelerator_id: str | None, dtype: str) -> float | None:
+    """Dense datasheet peak FLOP/s of ``accelerator_id`` at ``dtype`` (hardware_db), or None when unknown."""
+    from hardware_db.errors import MissingFigureError
+
+    acc = _accelerator(accelerator_id)
+    try:
+        return acc.peak_flops(dtype) if acc is not None else None
+    except MissingFigureError:
         return None
 
 
 def hbm_bytes_per_s(accelerator_id: str | None) -> float | None:
     """Datasheet memory bandwidth in bytes/s (hardware_db's GB/s x 1e9), or None when unknown."""
-    import hardware_db
-
-    if not accelerator_id:
-        return None
-    try:
-        return hardware_db.get_accelerator(accelerator_id).memory_bw_gb_per_s * 1e9
-    except ValueError:  # unknown id or missing figure
-        return None
+    acc = _accelerator(accelerator_id)
+    return acc.memory_bw_gb_per_s * 1e9 if acc is not None else None
 
 
 def scaleup_bytes_per_s(accelerator_id: str | None) -> float | None:
     """Datasheet scale-up (NVLink) bandwidth per GPU, one direction, in bytes/s, or None when unknown."""
-    import hardware_db
-
-    if not accelerator_id:
-        return None
-    try:
-        bw = hardware_db.get_accelerator(accelerator_id).scaleup_bw_gb_per_s
-    except ValueError:  # unknown id or missing figure
-        return None
-    return bw * 1e9 if bw else None
+    acc = _accelerator(accelerator_id)
+    return acc.scaleup_bw_gb_per_s * 1e9 if acc is not None and acc.scaleup_bw_gb_per_s else None
 
 
 def default_calibration(accelerator_id: str | None):
