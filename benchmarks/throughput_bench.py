@@ -58,7 +58,11 @@ SOURCES = (("nemo24.07-", "NVIDIA NeMo 24.07 table", "NVIDIA"), ("nemo25.02-", "
            ("palm-", "PaLM paper", "Google"), ("gpt3-175b-palm", "PaLM paper Table 3", "OpenAI"),
            ("gopher-", "PaLM paper Table 3", "DeepMind"), ("mt-nlg-", "MT-NLG paper", "Microsoft+NVIDIA"),
            ("bloom-", "BigScience BLOOM", "BigScience"), ("bloomberggpt-", "BloombergGPT paper", "Bloomberg"),
-           ("glm-", "GLM-130B paper", "Tsinghua/Zhipu"))
+           ("glm-", "GLM-130B paper", "Tsinghua/Zhipu"),
+           # older_accelerator_throughput.csv (fit rows of hardware_db/accelerator_efficiency.csv, not scored here)
+           ("megatron2019-", "Megatron-LM 2019 paper", "NVIDIA"), ("zero2020-", "ZeRO paper", "Microsoft"),
+           ("deepspeed2020-", "DeepSpeed BERT blog", "Microsoft"), ("mtj2021-", "Mesh-Transformer-JAX", "EleutherAI"),
+           ("lingvo2020-", "Lingvo configs", "Google"), ("lingvo2021-", "Lingvo configs", "Google"))
 
 
 def source_of(row_id: str) -> tuple[str, str]:
@@ -133,13 +137,15 @@ def row_spec(row: dict) -> tuple[Any, list[str]]:
 
 
 def _era(row: dict, notes: list[str]) -> dict:
-    """``flash_attention=False`` for rows trained before FlashAttention (benchmarks/data/software_era.csv)."""
-    from benchmarks.training_bench import pre_flash_runs
+    """The row's published software: framework, FlashAttention, sequence parallelism (benchmarks/data/
+    software_era.csv)."""
+    from benchmarks.training_bench import run_software
 
-    if row["id"] not in pre_flash_runs():
+    if row["id"] not in run_software():
         return {}
-    notes.append("software era: before FlashAttention and selective recomputation (benchmarks/data/software_era.csv)")
-    return {"flash_attention": False}
+    kw, note = run_software()[row["id"]]
+    notes.append(note)
+    return dict(kw)
 
 
 def planner_inputs(row: dict) -> tuple[dict, list[str]]:
@@ -237,8 +243,9 @@ def predicted(row: dict, metric: str, est: Any) -> float:
     return est.hfu * peak_est / 1e12  # hardware or unstated TFLOP/s
 
 
-def predict_row(row: dict) -> dict:
-    """One row: reported, predicted and baseline value of its metric, the layout used, notes, or the error."""
+def predict_row(row: dict, **override: Any) -> dict:
+    """One row: reported, predicted and baseline value of its metric, the layout used, notes, or the error
+    (``override``: estimator inputs to change, e.g. ``accelerator_efficiency=1.0`` to fit that factor)."""
     from estimator.training import estimate_training
 
     metric = primary_metric(row)
@@ -258,7 +265,7 @@ def predict_row(row: dict) -> dict:
         kw, more = planner_inputs(row)
         notes += more
         spec = kw["model"]
-        est = estimate_training(**kw)
+        est = estimate_training(**(kw | override))
         rec["predicted"] = predicted(row, metric, est)
         rec["mfu_predicted"] = float(est.mfu)
         lay = est.to_dict()["layout"]

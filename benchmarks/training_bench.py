@@ -80,17 +80,68 @@ class PlannerInputs:
 
 
 @cache
-def pre_flash_runs() -> frozenset[str]:
-    """Benchmark rows trained before FlashAttention and selective recomputation (May 2022), each with its evidence
-    (benchmarks/data/software_era.csv); every other row runs on the current software stack."""
+def run_software() -> dict[str, tuple[dict, str]]:
+    """Per benchmark row, the ``estimate_training`` keywords its published software implies and a note
+    (benchmarks/data/software_era.csv, each row with its evidence and source): the framework where the source
+    names one of the estimator's, ``flash_attention=False`` for a run before FlashAttention (May 2022), and
+    ``sequence_parallel=False`` for tensor parallelism without it. A blank cell is "not stated": the estimator's
+    default (today's Megatron-like stack) is used and the note says so."""
     import csv
 
+    from estimator.config import framework_ids
+
     text = files("benchmarks").joinpath("data/software_era.csv").read_text(encoding="utf-8")
-    rows = list(csv.DictReader(text.splitlines()))
-    if any(not r["evidence"].strip() or not r["source"].strip() or r["flash_attention"] not in ("0", "1")
-           for r in rows):
-        raise ValueError("benchmarks/data/software_era.csv: every row needs flash_attention 0/1, evidence and source")
-    return frozenset(r["id"] for r in rows if r["flash_attention"] == "0")
+    out: dict[str, tuple[dict, str]] = {}
+    for r in csv.DictReader(text.splitlines()):
+        if (not r["evidence"].strip() or not r["source"].strip() or r["flash_attention"] not in ("0", "1", "")
+                or r["sequence_parallel"] not in ("0", "1", "") or r["ep_comm_overlap"] not in ("1", "")
+                or r["framework"] not in ("", *framework_ids())):
+            raise ValueError(f"benchmarks/data/software_era.csv row {r['id']!r}: framework one of "
+                             f"{framework_ids()} or blank, flash_attention and sequence_parallel 0/1 or blank, "
+                             "ep_comm_overlap 1 or blank, evidence and source")
+        kw: dict = {}
+        said = []
+        if r["framework"]:
+            kw["framework"] = r["framework"]
+            said.append(f"framework {r['framework']}")
+        if r["flash_attention"] == "0":
+            kw["flash_attention"] = False
+            said.append("before FlashAttention, sequence parallelism and selective recomputation")
+        elif r["sequence_parallel"] == "0":
+            kw["sequence_parallel"] = False
+            said.append("no sequence parallelism")
+        if r["ep_comm_overlap"] == "1":
+            kw["ep_comm_overlap"] = True
+            said.append("expert all-to-all overlapped with computation")
+        unstated = [c for c in ("framework", "flash_attention", "sequence_parallel") if not r[c]]
+        note = "software: " + ("; ".join(said) if said else "as the estimator's default")
+        if unstated:
+            note += f" ({', '.join(unstated)} not stated: default)"
+        out[r["id"]] = (kw, note)
+    return out
+
+
+@cache
+def run_network() -> dict[str, float]:
+    """Per benchmark run, the published network of its cluster in GB/s per GPU each way
+    (benchmarks/data/run_network.csv, each row with its evidence and source); other runs use the reference system's
+    (hardware_db/accelerators.csv)."""
+    import csv
+
+    text = files("benchmarks").joinpath("data/run_network.csv").read_text(encoding="utf-8")
+    out: dict[str, float] = {}
+    for r in csv.DictReader(text.splitlines()):
+        if not r["evidence"].strip() or not r["source"].strip() or not float(r["scaleout_gb_per_s"]) > 0:
+            raise ValueError(f"benchmarks/data/run_network.csv row {r['id']!r}: needs a positive "
+                             "scaleout_gb_per_s, evidence and source")
+        out[r["id"]] = float(r["scaleout_gb_per_s"])
+    return out
+
+
+@cache
+def pre_flash_runs() -> frozenset[str]:
+    """Benchmark rows trained before FlashAttention and selective recomputation (May 2022)."""
+    return frozenset(k for k, (kw, _) in run_software().items() if kw.get("flash_attention") is False)
 
 
 def planner_inputs(row: dict, pue=None, grid_intensity=None) -> PlannerInputs:
@@ -128,9 +179,13 @@ def planner_inputs(row: dict, pue=None, grid_intensity=None) -> PlannerInputs:
         notes.append("GPU count not published: estimator chose it")
     if _val(row, "precision") is not None:
         kw["precision"] = row["precision"]
-    if row["id"] in pre_flash_runs():  # the software of the run's era (issue 14): no FlashAttention, no selective
-        kw["flash_attention"] = False
-        notes.append("software era: before FlashAttention and selective recomputation")
+    if row["id"] in run_software():  # the run's published software and its era (issue 14)
+        sw, note = run_software()[row["id"]]
+        kw.update(sw)
+        notes.append(note)
+    if row["id"] in run_network():  # the cluster's published network (GB/s per GPU)
+        kw["scaleout_gb_per_s"] = run_network()[row["id"]]
+        notes.append(f"network {kw['scaleout_gb_per_s']:g} GB/s per GPU (benchmarks/data/run_network.csv)")
     from hardware_db import default_price
 
     if default_price(acc) is None:  # cost is not compared; the estimator needs some price to run

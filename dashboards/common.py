@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from estimator.config import ServingConfig, TrainingConfig
+from estimator.config import ServingConfig, TrainingConfig, framework_ids
 from estimator.errors import EstimatorInputError
 from estimator.flops import RECOMPUTE
 from estimator.formatting import fmt as _fmt
@@ -243,7 +243,21 @@ def scenario_inputs(form: Form, full: bool = True, defaults: dict | None = None,
             kw["calibration"] = cal.strip() or None
             force = form.select("force_cal", "Apply a calibration from another GPU", ["no", "yes"], "no", where=st)
             kw["force_calibration"] = force == "yes"
-    return {k: v for k, v in kw.items() if v is not None and v is not False}
+        with where.expander("Software and network (blank = Megatron-LM today, the GPU's reference network)"):
+            fw = form.select("framework", "Training framework", [AUTO, *framework_ids()], AUTO, where=st)
+            kw["framework"] = None if fw == AUTO else fw
+            era = form.select("era", "Software vintage", ["current", "before mid-2022 (no FlashAttention)"],
+                              "current", where=st)
+            kw["flash_attention"] = era == "current"
+            sp = form.select("sp", "Sequence parallelism with TP", ["framework default", "off"], "framework default",
+                             where=st)
+            kw["sequence_parallel"] = False if sp == "off" else None
+            ov = form.select("ep_overlap", "MoE all-to-all overlapped (Megatron-Core)", ["no", "yes"], "no", where=st)
+            kw["ep_comm_overlap"] = ov == "yes"
+            kw["scaleout_gb_per_s"] = parse_number(form.text(
+                "scaleout", "Network per GPU between nodes, GB/s each way", "", where=st))
+    keep_false = {"flash_attention"}  # False there is a choice (the pre-2022 stack), not "unset"
+    return {k: v for k, v in kw.items() if v is not None and (v is not False or k in keep_false)}
 
 
 # --------------------------------------------------------------------------- cached estimate

@@ -115,9 +115,14 @@ def _options() -> tuple[Opt, ...]:
         Opt("--micro-batch", COUNT, "Sequences per micro-batch.", TP_, "serving takes --batch"),
         Opt("--global-batch-tokens", NUMBER, "Tokens per optimizer step.", TP_, "serving takes --batch"),
         Opt("--mfu", NUMBER, "Override the time model with this MFU (0-1].", TP_),
-        Opt("--framework", _choices(framework_ids()), "Training framework: gradient precision "
-            "(default megatron: fp32 gradients).", TP_),
-        Opt("--no-flash-attention", bool, "Software without FlashAttention (before 2022): attention scores in HBM.",
+        Opt("--framework", _choices(framework_ids()), "Training framework: gradient precision, the layouts it "
+            "runs, activation profile (default megatron).", TP_),
+        Opt("--no-flash-attention", bool, "Software before mid-2022: no FlashAttention, sequence parallelism or "
+            "selective recomputation.", TP_, is_flag=True),
+        Opt("--no-sequence-parallel", bool, "Tensor parallelism without sequence parallelism.", TP_, is_flag=True),
+        Opt("--scaleout-gb-per-s", NUMBER, "Network bandwidth per GPU between nodes, GB/s each way (default: "
+            "the GPU's reference system).", TP_),
+        Opt("--ep-comm-overlap", bool, "MoE: hide the expert all-to-all under another micro-batch (Megatron-Core).",
             TP_, is_flag=True),
         Opt("--pue", NUMBER, "Power usage effectiveness (>= 1)."),
         Opt("--region", str, "Country, US state (US-VA), or cloud region (estimate --list-regions)."),
@@ -289,6 +294,8 @@ def run_mode(mode: str, kw: dict, as_json: bool) -> None:
     kw = {k: v for k, v in kw.items() if v is not None and v is not False}
     if kw.pop("no_flash_attention", False):
         kw["flash_attention"] = False
+    if kw.pop("no_sequence_parallel", False):
+        kw["sequence_parallel"] = False
     model = _model(kw)
     if mode == TRAIN:
         from estimator.config import TrainingConfig

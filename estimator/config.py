@@ -111,7 +111,12 @@ TRAINING = SHAPE | SITE | {
     "framework_efficiency": _pos("framework-efficiency", maximum=1.0),
     "failure_rate_per_gpu_hour": _nonneg("failure-rate-per-gpu-hour"),
     "restart_overhead_hours": _nonneg("restart-overhead-hours"), "target_days": _pos("target-days"),
-    "flash_attention": _flag("flash_attention"), "framework": lambda v: choice("framework", v, framework_ids())}
+    "flash_attention": _flag("flash_attention"),
+    "sequence_parallel": lambda v: None if v is None else _flag("sequence_parallel")(v),
+    "ep_comm_overlap": _flag("ep_comm_overlap"),
+    "scaleout_gb_per_s": _pos("scaleout-gb-per-s", maximum=1e5),
+    "accelerator_efficiency": _pos("accelerator-efficiency", maximum=2.0),
+    "framework": lambda v: choice("framework", v, framework_ids())}
 SERVING = SHAPE | SITE | {
     "gpus_per_replica": _int("gpus-per-replica", maximum=4096), "batch": _int("batch", maximum=MAX_BATCH),
     "prompt_tokens": _int("prompt-tokens", maximum=MAX_TOTAL_TOKENS),
@@ -215,7 +220,11 @@ class TrainingConfig(_ModelAndSite):
     restart_overhead_hours: float | None = None
     target_days: float = 90.0
     flash_attention: bool = True  # software vintage: False for runs before FlashAttention (Dao et al. 2022)
-    framework: str | None = None  # megatron | deepspeed | fsdp (hardware_db/frameworks.csv): gradient precision
+    sequence_parallel: bool | None = None  # None: the framework's (and vintage's) own; False: --no-sequence-parallel
+    ep_comm_overlap: bool = False  # Megatron-Core's batch-level overlap of the MoE all-to-all (--ep-comm-overlap)
+    scaleout_gb_per_s: float | None = None  # the cluster's network per GPU (GB/s each way); the reference system's
+    accelerator_efficiency: float | None = None  # API only: replaces hardware_db/accelerator_efficiency.csv
+    framework: str | None = None  # hardware_db/frameworks.csv: gradient precision, layouts, activation profile
 
     _checks = TRAINING  # type: ignore[assignment]
 

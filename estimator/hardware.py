@@ -69,21 +69,20 @@ def assumption(key: str) -> Assumption:
     return _assumption(key)
 
 
-DEFAULT_FRAMEWORK = "megatron"
+def accelerator_efficiency(accel_id: str, rates_kind: str, user: float | None = None):
+    """(factor, Assumptions) on the end-to-end efficiency of an accelerator whose kernels are not calibrated
+    (hardware_db/accelerator_efficiency.csv, fitted on published throughput of other organisations than the runs
+    it is scored on); 1 for a calibrated GPU, for a user's own calibration, or when the table has no row."""
+    from estimator.assumptions import Assumptions, one
+    from hardware_db import accelerator_efficiency as table
 
-
-def framework(name: str | None) -> tuple[float, str, str]:
-    """(gradient bytes per parameter, framework id, source) of a training framework (hardware_db/frameworks.csv);
-    the default is Megatron-LM, the framework of most published large runs."""
-    from hardware_db import frameworks
-
-    table = frameworks()
-    key = (name or DEFAULT_FRAMEWORK).strip().lower()
-    if key not in table:
-        raise EstimatorInputError(f"unknown --framework {name!r}", f"use one of {', '.join(table)}")
-    f = table[key]
-    src = f.source if name else f"default framework ({DEFAULT_FRAMEWORK}, pass --framework): {f.source}"
-    return f.grad_bytes_per_param, f.id, src
+    if user is not None:
+        return user, one("accelerator_efficiency", user, "", "user input")
+    row = table(accel_id)
+    if row is None or rates_kind not in ("scaled", "default"):
+        return 1.0, Assumptions()
+    return row.factor, one("accelerator_efficiency", row.factor, "", f"fitted for {accel_id} on {row.n_fit_rows} "
+                           f"published throughput rows ({row.fit_source}), scored on {row.held_out}: {row.method}")
 
 
 def price_rows(accel: Accelerator) -> tuple[Price | None, list[Price]]:

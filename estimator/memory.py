@@ -83,30 +83,51 @@ class MemoryBreakdown:
     optimizer: Any
     activations: Any
     logits: Any
+    buffers: Any = 0.0  # the framework's working buffers at the peak (hardware_db/framework_buffers.csv)
 
     @property
     def total(self) -> Any:
         """Sum of the parts (bytes)."""
-        return self.weights + self.gradients + self.optimizer + self.activations + self.logits
+        return self.weights + self.gradients + self.optimizer + self.activations + self.logits + self.buffers
 
     def to_dict(self) -> dict[str, float]:
         """Parts in GB (decimal), with the total."""
         return {"weights_gb": self.weights / GB, "gradients_gb": self.gradients / GB,
                 "optimizer_gb": self.optimizer / GB, "activations_gb": self.activations / GB,
-                "logits_gb": self.logits / GB, "total_gb": self.total / GB}
+                "logits_gb": self.logits / GB, "buffers_gb": self.buffers / GB, "total_gb": self.total / GB}
+
+
+def buffer_bytes(buffers: tuple, zero, params_gpu, shard, unit_params, activations) -> Any:
+    """Peak bytes of a framework's working buffers: the persistent ones, plus the larger of those allocated in
+    the backward pass (beside the activations) and those of the optimizer step less the activations it frees.
+
+    ``params_gpu``: this GPU's parameters before ZeRO sharding; ``shard``: the ZeRO group; ``unit_params``: one
+    wrapped layer's parameters on this GPU (the FSDP / ZeRO-3 gathering unit).
+    """
+    zero = np.asarray(zero)
+    scale = {"params_per_gpu_shard": params_gpu / shard, "params_total": params_gpu, "fixed_elements": 1.0,
+             "fsdp_unit_params": unit_params}
+    phase: dict[str, Any] = {"persistent": 0.0, "backward": 0.0, "optimizer_step": 0.0}
+    for b in buffers:
+        size = b.amount * scale[b.scales_with] * (b.element_bytes if b.scales_with == "fixed_elements" else 1.0)
+        applies = 1.0 if b.zero_stage is None else (zero == b.zero_stage)
+        phase[b.phase] = phase[b.phase] + np.where(applies, size, 0.0)
+    return phase["persistent"] + np.maximum(phase["backward"], phase["optimizer_step"] - activations)
 
 
 def training_memory_per_gpu(s: ModelSpec, *, tp: int, pp: int, dp: int, ep: int = 1, zero: int = 1,
                             micro_batch: int = 1, recompute: str = "none", seq: int | None = None,
                             sequence_parallel: bool = True, cp: int = 1, flash: bool = True,
-                            grad_bytes: float = GRAD_BYTES) -> MemoryBreakdown:
+                            grad_bytes: float = GRAD_BYTES, activation_factor: float = 1.0,
+                            buffers: tuple = ()) -> MemoryBreakdown:
     """Memory on the busiest GPU (first pipeline stage) under TP x CP x PP x DP (x EP) with ZeRO-``zero``.
 
     Weights of the embedding and of the LM head sit on the first and last stage; the first stage
     also holds ``pp`` micro-batches of activations under 1F1B (Narayanan et al. 2021), i.e. as many
     as all its layers of one micro-batch times pp, which is ``layers`` layers' worth. Context
     parallelism splits each sequence's activations over ``cp`` GPUs; weights are replicated over CP
-    ranks and ZeRO shards over DP x CP (as Megatron-Core's distributed optimizer does).
+    ranks and ZeRO shards over DP x CP (as Megatron-Core's distributed optimizer does). ``activation_factor``
+    scales the saved activations of a block that keeps more than the fused Megatron block (an eager one).
     """
     if recompute not in RECOMPUTE:
         recompute = "none"
@@ -130,12 +151,15 @@ def training_memory_per_gpu(s: ModelSpec, *, tp: int, pp: int, dp: int, ep: int 
     act_layer_moe = block_activation_bytes(s, micro_batch, seq, recompute=recompute, tp=tp, flash=flash,
                                            sequence_parallel=sequence_parallel, moe_layer=True) if s.is_moe else 0.0
     moe_frac = s.moe_layers / s.layers
-    act_layer = act_layer_dense * (1 - moe_frac) + act_layer_moe * moe_frac
+    act_layer = (act_layer_dense * (1 - moe_frac) + act_layer_moe * moe_frac) * activation_factor
     activations: Any = act_layer * layers_per_stage * pp / cp  # 1F1B: pp micro-batches in flight on stage 0
     if recompute == "full":
         # the layer being recomputed needs its full activations once
         activations += block_activation_bytes(s, micro_batch, seq, recompute="none", tp=tp, flash=flash,
-                                              sequence_parallel=sequence_parallel) / cp
+                                              sequence_parallel=sequence_parallel) * activation_factor / cp
     # fp32 logits + their gradient on the last stage (for pp == 1 that is this GPU)
     logits = np.where(pp == 1, 4.0 * 2 * micro_batch * seq * s.vocab / (tp * cp), 0.0)
-    return MemoryBreakdown(weights=weights, gradients=grads, optimizer=opt, activations=activations, logits=logits)
+    unit = block_param_count(s) / tp  # one layer on this GPU (an MoE layer with all its experts: high under EP)
+    extra = buffer_bytes(buffers, zero, per_gpu_params, shard, unit, activations) if buffers else 0.0
+    return MemoryBreakdown(weights=weights, gradients=grads, optimizer=opt, activations=activations, logits=logits,
+                           buffers=extra)

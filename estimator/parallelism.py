@@ -11,7 +11,10 @@ from estimator.flops import RECOMPUTE
 from estimator.hardware import KernelModel
 from estimator.memory import training_memory_per_gpu
 from estimator.model import ModelSpec
+from estimator.software import Stack
 from estimator.timing import step_time
+
+DEFAULT_STACK = Stack()
 
 ZERO_STAGES = (0, 1, 2, 3)
 MEMORY_HEADROOM = 0.90  # keep 10% of HBM for the allocator's fragmentation, workspaces and NCCL buffers
@@ -180,11 +183,12 @@ def _axis_values(s: ModelSpec, gpus: int, scaleup_domain: int, fixed: dict) -> d
         eps = [e for e in (1, 2, 4, 8, 16, 32, 64) if e <= s.experts and s.experts % e == 0]
     else:
         eps = [1]
-    return {"tp": tps, "cp": cps, "pp": pps, "ep": eps, "zero": [fixed["zero"]] if "zero" in fixed else [1, 3],
+    zeros = [fixed["zero"]] if "zero" in fixed else list(fixed.get("zero_values", (1, 3)))
+    return {"tp": tps, "cp": cps, "pp": pps, "ep": eps, "zero": zeros,
             "recompute": ([fixed["recompute"]] if "recompute" in fixed
                           else list(fixed.get("recompute_modes", RECOMPUTE))),
             "micro_batch": [fixed["micro_batch"]] if "micro_batch" in fixed else [1, 2, 4],
-            "interleave": [1, 2, 4]}
+            "interleave": list(fixed.get("interleave_values", (1, 2, 4)))}
 
 
 @dataclass(frozen=True)
@@ -233,6 +237,8 @@ def candidate_layouts(s: ModelSpec, gpus: int, global_batch_seqs: int, scaleup_d
         ok &= dp == fixed["dp"]
     ok &= valid_layouts(s, gpus, global_batch_seqs, tp=tp, pp=pp, dp=np.maximum(dp, 1), cp=cp, ep=ep, zero=zero,
                         micro_batch=mb, interleave=v)
+    if fixed.get("max_zero_with_pp") is not None:  # e.g. DeepSpeed: ZeRO-2/3 are incompatible with its pipeline
+        ok &= (pp == 1) | (zero <= fixed["max_zero_with_pp"])
     idx = np.nonzero(ok)[0]
     arrays = {"tp": tp[idx], "pp": pp[idx], "dp": dp[idx], "ep": ep[idx], "zero": zero[idx], "micro_batch": mb[idx],
               "interleave": v[idx], "cp": cp[idx]}
@@ -247,22 +253,24 @@ def interpolate(a, b, f):
 
 
 def layout_cost(spec: ModelSpec, *, accel, km: KernelModel, arrays: dict, rec: str, frac, gb_seqs: int, seq: int,
-                dtype_bytes: float, dp_overlap: float, flash: bool = True, grad_bytes: float = 2.0):
+                dtype_bytes: float, dp_overlap: float, stack: Stack = DEFAULT_STACK):
     """(MemoryBreakdown, StepTime) of layouts given as arrays; ``partial`` interpolates none and full per layer."""
     if rec == "partial":
         kw = dict(accel=accel, km=km, arrays=arrays, frac=0.0, gb_seqs=gb_seqs, seq=seq, dtype_bytes=dtype_bytes,
-                  dp_overlap=dp_overlap, flash=flash, grad_bytes=grad_bytes)
+                  dp_overlap=dp_overlap, stack=stack)
         m0, t0 = layout_cost(spec, rec="none", **kw)
         m1, t1 = layout_cost(spec, rec="full", **kw)
         return interpolate(m0, m1, frac), interpolate(t0, t1, frac)
     arr = arrays
     cp = arr.get("cp", 1)
     mem = training_memory_per_gpu(spec, tp=arr["tp"], pp=arr["pp"], dp=arr["dp"], ep=arr["ep"], zero=arr["zero"],
-                                  micro_batch=arr["micro_batch"], recompute=rec, seq=seq, cp=cp, flash=flash,
-                                  grad_bytes=grad_bytes)
+                                  micro_batch=arr["micro_batch"], recompute=rec, seq=seq, cp=cp, flash=stack.flash,
+                                  grad_bytes=stack.grad_bytes, sequence_parallel=stack.sequence_parallel,
+                                  activation_factor=stack.activation_factor, buffers=stack.buffers)
     st = step_time(spec, accel, km, tp=arr["tp"], pp=arr["pp"], dp=arr["dp"], ep=arr["ep"], zero=arr["zero"],
                    micro_batch=arr["micro_batch"], recompute=rec, global_batch_seqs=gb_seqs, seq=seq,
-                   dtype_bytes=dtype_bytes, dp_overlap=dp_overlap, interleave=arr["interleave"], cp=cp, flash=flash)
+                   dtype_bytes=dtype_bytes, dp_overlap=dp_overlap, interleave=arr["interleave"], cp=cp,
+                   flash=stack.flash, ep_overlap=stack.ep_comm_overlap)
     return mem, st
 
 
@@ -296,17 +304,18 @@ class LayoutChoice:
 
 
 def choose_layout(*, spec: ModelSpec, accel, km: KernelModel, n_gpus: int, gb_seqs: int, fixed: dict, seq: int,
-                  dtype_bytes: float, dp_overlap: float, capacity: float, flash: bool = True,
-                  grad_bytes: float = 2.0) -> LayoutChoice:
+                  dtype_bytes: float, dp_overlap: float, capacity: float, stack: Stack = DEFAULT_STACK) -> LayoutChoice:
     """Fastest valid layout that fits in ``capacity`` bytes per GPU.
 
     All layouts of one recompute mode are evaluated at once as numpy arrays. A layout that does not
     fit without recomputation but fits with full recomputation is also tried with just enough layers
-    recomputed (whole layers per stage), so cost grows smoothly with memory pressure.
+    recomputed (whole layers per stage), so cost grows smoothly with memory pressure. The ``stack`` limits what is
+    searched (its framework's axes, ZeRO stages and schedule; its vintage's recomputation modes).
     """
+    fixed = stack.search_limits() | {k: v for k, v in fixed.items() if v is not None}
     groups = candidate_layouts(spec, n_gpus, gb_seqs, accel.scaleup_domain or 8, fixed)
     cost_args = dict(accel=accel, km=km, gb_seqs=gb_seqs, seq=seq, dtype_bytes=dtype_bytes, dp_overlap=dp_overlap,
-                     flash=flash, grad_bytes=grad_bytes)
+                     stack=stack)
     n_valid = len(groups[0]) * len(groups) if groups else 0
     costs: dict[str, tuple] = {}  # every mode's groups share one set of layouts: each mode is costed once
 
@@ -321,7 +330,7 @@ def choose_layout(*, spec: ModelSpec, accel, km: KernelModel, n_gpus: int, gb_se
         return costs[g.recompute]
 
     none = next((g for g in groups if g.recompute == "none"), None)
-    if none is not None and fixed.get("recompute") is None:
+    if none is not None and fixed.get("recompute") is None and fixed.get("partial", True):
         part = _partial_group(spec, none, cost(none)[0], cost(none.with_mode("full"))[0], capacity)
         groups = groups + ([part] if part is not None else [])
     best: tuple[float, Layout] | None = None

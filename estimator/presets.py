@@ -411,3 +411,28 @@ def _training_recipes() -> dict[str, dict]:
 def training_recipe(name: str) -> dict | None:
     """Published training tokens and global batch of a preset, or None when not published."""
     return _training_recipes().get(str(name).strip().lower())
+
+
+@cache
+def _training_clusters() -> dict[str, dict]:
+    """hardware_db/preset_training_clusters.csv: the accelerator and count a preset was trained on, where published."""
+    import csv
+
+    text = files("hardware_db").joinpath("preset_training_clusters.csv").read_text(encoding="utf-8")
+    out: dict[str, dict] = {}
+    for row in csv.DictReader(io.StringIO(text)):
+        key = row["preset"].strip().lower()
+        where = f"hardware_db/preset_training_clusters.csv row {key!r}"
+        if key not in _presets() or key in out:
+            raise ValueError(f"{where}: unknown or repeated preset")
+        count = int(row["accelerator_count"])
+        if count < 1 or row["count_kind"] not in ("exact", "up_to", "typical") or not row["source"].strip():
+            raise ValueError(f"{where}: needs a positive count, count_kind exact|up_to|typical and a source")
+        out[key] = {"accelerator": row["accelerator"].strip(), "count": count, "kind": row["count_kind"],
+                    "source": f"{row['source'].strip()} ({row['source_location'].strip()})"}
+    return out
+
+
+def training_cluster(name: str) -> dict | None:
+    """The published training cluster of a preset (accelerator, count, kind, source), or None."""
+    return _training_clusters().get(str(name).strip().lower())

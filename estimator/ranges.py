@@ -47,9 +47,9 @@ def efficiency_rel(rates: Rates, mfu_given: bool) -> tuple[float, Assumptions]:
 
 
 def training_time_factors() -> tuple[float, float, Assumptions]:
-    """(low, high) factors on predicted training GPU-hours (and days): the 10th/90th percentiles of reported /
-    predicted over comparable published runs, fitted by ``benchmarks/interval_fit.py`` and checked there on held-out
-    organisations (``training_time_interval`` in hardware_db/assumptions.csv). For training ranges when no
+    """(low, high) factors on predicted training GPU-hours (and days): the split-conformal 80% order statistics of
+    reported / predicted over comparable published runs, fitted by ``benchmarks/interval_fit.py`` and checked there
+    on held-out organisations (``training_time_interval`` in hardware_db/assumptions.csv). For training ranges when no
     calibration-specific range applies: ``[gpu_hours x low, gpu_hours x high]``."""
     a = assumption("training_time_interval")
     if a.low is None or a.high is None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from estimator import facility
 from estimator.assumptions import fact
+from estimator.cluster import default_global_batch_tokens
 from estimator.errors import EstimatorInputError
 from estimator.flops import RECOMPUTE, training_flops
 from estimator.hardware import (
@@ -25,7 +26,6 @@ from estimator.hardware import (
     TRAINING_PRECISIONS,
     accelerator,
     activation_bytes,
-    framework,
     peak_flops,
     price_rows,
     resolve_rates,
@@ -33,8 +33,8 @@ from estimator.hardware import (
 from estimator.memory import GB, training_memory_per_gpu
 from estimator.model import RECIPE_SEQ_LEN, RECIPE_VOCAB, param_count, shape_from_params_array
 from estimator.parallelism import MEMORY_HEADROOM, valid_layouts
+from estimator.software import framework_stack
 from estimator.timing import checkpoint_hours, goodput_fraction, step_time
-from estimator.training import _default_global_batch_tokens
 
 CHUNK = 200_000  # configurations evaluated at once
 COLUMNS = ("params", "tokens", "gpus", "tp", "pp", "dp", "layers", "d_model", "flops", "gpu_hours", "wall_clock_days",
@@ -98,14 +98,14 @@ def _sweep_chunk(n, toks, g, tp_a, pp_a, z, mb, v, *, accel, precision, recomput
     dtype_bytes = activation_bytes(precision)
     km = resolve_rates(accel, precision, None, False).kernel  # the same rates estimate_training uses
     dp = np.floor(g / (tp_a * pp_a))
-    gbt = (np.where(pc.total >= 1e11, _default_global_batch_tokens(1e11), _default_global_batch_tokens(1.0))
+    gbt = (np.where(pc.total >= 1e11, default_global_batch_tokens(1e11), default_global_batch_tokens(1.0))
            if global_batch_tokens is None else np.broadcast_to(float(global_batch_tokens), n.shape))
     gb_seqs = np.maximum(1, np.floor(gbt / seq))
     valid = valid_layouts(spec, g, gb_seqs, tp=tp_a, pp=pp_a, dp=dp, zero=z, micro_batch=mb, interleave=v) & (
         toks >= gb_seqs * seq)
     dp = np.maximum(dp, 1.0)
     mem = training_memory_per_gpu(spec, tp=tp_a, pp=pp_a, dp=dp, ep=1, zero=z, micro_batch=mb, recompute=recompute,
-                                  seq=seq, grad_bytes=framework(None)[0])
+                                  seq=seq, grad_bytes=framework_stack(None)[0].grad_bytes)
     mem_total = np.asarray(mem.total, dtype=float)
     fits = valid & (mem_total <= accel.memory_bytes * MEMORY_HEADROOM)
     st = step_time(spec, accel, km, tp=tp_a, pp=pp_a, dp=dp, ep=np.ones_like(dp), zero=z, micro_batch=mb,

@@ -233,12 +233,14 @@ def stage_time_s(s: ModelSpec, km: KernelModel, *, tp, cp, ep, pp, micro_batch, 
 
 def step_time(s: ModelSpec, accel, km: KernelModel, *, tp, pp, dp, ep, zero, micro_batch, recompute: str,
               global_batch_seqs, seq, dtype_bytes: float, dp_overlap: float, interleave=1, cp=1,
-              flash: bool = True) -> StepTime:
+              flash: bool = True, ep_overlap: bool = False) -> StepTime:
     """Step time of one training step for (possibly arrays of) layouts with one recompute mode.
 
     Data-parallel traffic: the gradient all-reduce once per step (ZeRO-0..2), or under ZeRO-3 the parameters
     all-gathered for every micro-batch's forward and backward and its gradients reduce-scattered, 3 (n-1)/n of the
     parameter bytes per micro-batch (Rajbhandari et al. 2020, Sec. 7.2.2; PyTorch FSDP without no_sync).
+    Expert all-to-alls split between the scale-up domain and the network; with ``ep_overlap`` (Megatron-Core's
+    batch-level overlap) only what exceeds the stage's computation is exposed.
     """
     tp, pp, dp, ep, cp = (np.asarray(x, dtype=float) for x in (tp, pp, dp, ep, cp))
     mb = np.asarray(micro_batch, dtype=float)
@@ -264,8 +266,15 @@ def step_time(s: ModelSpec, accel, km: KernelModel, *, tp, pp, dp, ep, zero, mic
     t_pp = np.where(pp > 1, 2 * v * act_bytes / tp / pp_bw, 0.0)  # activations fwd, gradients bwd, per virtual stage
     if s.moe_layers:
         tokens_routed = mb * seq * s.experts_per_token / cp
-        a2a = ring_allgather_s(dtype_bytes * tokens_routed * s.d_model, ep, np.where(tp * ep <= domain, up, out))
+        routed_bytes = dtype_bytes * tokens_routed * s.d_model
+        # the EP ranks in this GPU's scale-up domain receive their share over NVLink, the rest over the network,
+        # both at once
+        local = np.minimum(1.0, domain / (tp * ep))
+        a2a = np.maximum(ring_allgather_s(routed_bytes * local, ep, up),
+                         ring_allgather_s(routed_bytes * (1.0 - local), ep, out))
         t_ep = layers_per_stage * (s.moe_layers / s.layers) * 4 * a2a / tp
+        if ep_overlap:  # batch-level overlap: one micro-batch's all-to-all runs under another's computation
+            t_ep = np.maximum(0.0, t_ep - t_stage)
     else:
         t_ep = 0.0 * tp
     per_microbatch = t_stage + t_tp + t_pp + t_ep + t_cp

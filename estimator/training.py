@@ -8,12 +8,12 @@ power, carbon and cost (``facility``), ranges (``ranges``).
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from estimator import facility, timing
 from estimator.assumptions import Assumptions, fact, one
+from estimator.cluster import cluster_size, default_global_batch_tokens
 from estimator.config import TrainingConfig
 from estimator.errors import EstimatorInputError
 from estimator.flops import TrainingFlops, training_flops
@@ -22,8 +22,8 @@ from estimator.hardware import (
     DEFAULT_PRECISION_SOURCE,
     Rates,
     accelerator,
+    accelerator_efficiency,
     activation_bytes,
-    framework,
     load_user_calibration,
     peak_flops,
     resolve_rates,
@@ -41,23 +41,11 @@ from estimator.parallelism import (
 from estimator.ranges import efficiency_rel, training_time_factors
 from estimator.resolve import moe_from_active, resolve_model, shape_note
 from estimator.results import HEADLINE, TrainingEstimate, headline_frame, provenance
+from estimator.software import training_stack
 
 __all__ = ["DEFAULT_GPU", "HEADLINE", "PRECISIONS", "TrainingConfig", "TrainingEstimate", "estimate_training",
            "headline_frame", "moe_from_active", "provenance"]
 DEFAULT_TARGET_DAYS = 90.0
-
-
-def _choose_gpus(total_flops: float, peak: float, target_days: float) -> int:
-    """Enough GPUs to finish in about ``target_days`` at 40% of peak, rounded to a multiple of 8 (or 1024)."""
-    gpu_s = total_flops / (0.4 * peak)
-    n = gpu_s / (target_days * 86400)
-    step = 1024 if n > 4096 else 8
-    return int(max(8, math.ceil(n / step) * step))
-
-
-def _default_global_batch_tokens(n_params: float) -> float:
-    """4M tokens (Llama 2, Touvron et al. 2023 Sec 2.2) below 100B parameters; 16M (Llama 3.1 405B, Dubey et al. 2024 Sec 3.4.1) from 100B."""  # noqa: E501
-    return 16 * 2**20 if n_params >= 1e11 else 4 * 2**20
 
 
 @dataclass(frozen=True)
@@ -102,6 +90,12 @@ def _setup(cfg: TrainingConfig) -> tuple[Run, Assumptions, list[str]]:
     accel = accelerator(cfg.gpu)
     if cfg.gpu is None:
         rec = rec | one("gpu", accel.id, "", "default GPU (pass --gpu)")
+    if cfg.scaleout_gb_per_s is not None:  # the user's cluster network replaces the reference system's
+        accel = replace(accel, scaleout_bw_gb_per_s=cfg.scaleout_gb_per_s)
+        rec = rec | one("scaleout_gb_per_s", cfg.scaleout_gb_per_s, "GB/s", "user input (--scaleout-gb-per-s)")
+    elif accel.scaleout_bw_gb_per_s is not None:
+        rec = rec | one("scaleout_gb_per_s", accel.scaleout_bw_gb_per_s, "GB/s", "per GPU each way, the reference "
+                        f"system's network: {accel.scaleout_source or accel.source} (pass --scaleout-gb-per-s)")
     cal = load_user_calibration(cfg.calibration, accel.id, cfg.force_calibration)
     precision, why = cfg.precision or accel.default_precision(), DEFAULT_PRECISION_SOURCE
     if cfg.precision is None and cal is not None and precision not in cal.kernel_model and cal.kernel_model:
@@ -113,8 +107,8 @@ def _setup(cfg: TrainingConfig) -> tuple[Run, Assumptions, list[str]]:
     rates = resolve_rates(accel, precision, cal, cfg.force_calibration)
     rec = rec | one("kernel_rates", rates.kernel.source, "", rates.source)
     if gbt is None:
-        gbt = _default_global_batch_tokens(param_count(spec).total)
-        src = (_default_global_batch_tokens.__doc__ or "").replace("\n", " ")
+        gbt = default_global_batch_tokens(param_count(spec).total)
+        src = (default_global_batch_tokens.__doc__ or "").replace("\n", " ")
         if cfg.gpus is not None and cfg.gpus > 8 * gbt // spec.seq_len:  # grow with the cluster, as frontier runs do
             gbt = -(-cfg.gpus // 8) * spec.seq_len
             src = ("default: one sequence per 8 GPUs, the ratio of Llama 3.1 405B (2,048 sequences on 16,384 GPUs, "
@@ -128,34 +122,11 @@ def _setup(cfg: TrainingConfig) -> tuple[Run, Assumptions, list[str]]:
     return run, rec, warnings + list(rates.warnings)
 
 
-def _cluster(cfg: TrainingConfig, r: Run) -> tuple[int, Assumptions]:
-    """The user's GPU count, else enough for about ``target_days`` at 40% MFU, capped at 8 GPUs per sequence."""
-    if cfg.gpus is not None:
-        return cfg.gpus, Assumptions()
-    n = _choose_gpus(training_flops(r.spec, r.tokens, "none").model_flops, r.peak, cfg.target_days)
-    cap = max(8, r.gb_seqs * 8)  # Llama 3.1 405B: 16,384 GPUs for 2,048 sequences per batch (Dubey et al. Table 4)
-    src = (f"default: enough {r.accel.id} to finish in about {cfg.target_days:g} days at 40% MFU, rounded up"
-           + (f", capped at 8 GPUs per sequence of the global batch ({r.gb_seqs})" if n > cap else "")
-           + " (pass --gpus)")
-    return min(n, cap), one("gpus", min(n, cap), "GPU", src)
-
-
-def _vintage(cfg: TrainingConfig) -> Assumptions:
-    """The software-vintage assumption: without FlashAttention (Dao et al. 2022) the attention scores are stored
-    and streamed through HBM, and selective recomputation (Korthikanti et al. 2022) does not exist either."""
-    if cfg.flash_attention:
-        return Assumptions()
-    return one("flash_attention", False, "", "user input (--no-flash-attention): the pre-2022 stack, attention "
-               "scores in HBM and no selective recomputation, so memory may force full recomputation")
-
-
 def _layout(cfg: TrainingConfig, r: Run, n_gpus: int) -> tuple[Layout, int, Assumptions]:
     """The fastest valid layout that fits in memory (growing a defaulted cluster until the model fits)."""
     fixed: dict[str, Any] = dict(tp=cfg.tp, cp=cfg.cp, pp=cfg.pp, dp=cfg.dp, ep=cfg.ep, zero=cfg.zero,
                                  micro_batch=cfg.micro_batch, recompute=cfg.recompute)
     user_fixed = {k: v for k, v in fixed.items() if v is not None}
-    if not cfg.flash_attention:  # the pre-2022 stack: no FlashAttention and no selective recomputation either
-        fixed["recompute_modes"] = ("none", "full")
     if cfg.cp and cfg.cp > 1 and r.spec.seq_len % (2 * cfg.cp):
         raise EstimatorInputError(f"--cp {cfg.cp} does not split the sequence length {r.spec.seq_len} into "
                                   "2 x CP equal chunks", "choose --cp so that seq-len is a multiple of 2 x CP")
@@ -163,13 +134,12 @@ def _layout(cfg: TrainingConfig, r: Run, n_gpus: int) -> tuple[Layout, int, Assu
         check_layout(r.spec, Layout(cfg.tp, cfg.pp, cfg.dp, cfg.ep or 1, 1 if cfg.zero is None else cfg.zero,
                                     cfg.micro_batch or 1, cfg.recompute or "none", cp=cfg.cp or 1), n_gpus, r.gb_seqs)
     dp_overlap, a_overlap = fact("comm_overlap_dp")
-    grad_bytes, fw, fw_src = framework(cfg.framework)
+    stack, rec = training_stack(cfg)
     search = dict(spec=r.spec, accel=r.accel, km=r.rates.kernel, gb_seqs=r.gb_seqs, fixed=fixed, seq=r.spec.seq_len,
                   dtype_bytes=r.dtype_bytes, dp_overlap=dp_overlap, capacity=r.accel.memory_bytes * MEMORY_HEADROOM,
-                  flash=cfg.flash_attention, grad_bytes=grad_bytes)
+                  stack=stack)
     ch = choose_layout(n_gpus=n_gpus, **search)
-    rec = (_vintage(cfg) | Assumptions({"comm_overlap_dp": a_overlap})
-           | one("framework", fw, "", f"{grad_bytes:g}-byte gradients per parameter: {fw_src}")
+    rec = (rec | Assumptions({"comm_overlap_dp": a_overlap})
            | one("memory_capacity_gb", round(r.accel.memory_bytes / 1e9, 2), "GB", r.accel.memory_bytes_source))
     if cfg.gpus is None:  # a defaulted cluster grows until the model fits (up to 8 GPUs per sequence of the batch)
         grown = n_gpus
@@ -219,14 +189,16 @@ def _time(cfg: TrainingConfig, r: Run, lay: Layout, n_gpus: int) -> tuple[Timed,
     arrays = {k: getattr(lay, k) for k in ("tp", "pp", "dp", "ep", "zero", "micro_batch", "interleave", "cp")}
     mem, st = layout_cost(r.spec, accel=r.accel, km=r.rates.kernel, arrays=arrays, rec=lay.recompute,
                           frac=lay.recompute_fraction, gb_seqs=r.gb_seqs, seq=seq, dtype_bytes=r.dtype_bytes,
-                          dp_overlap=dp_overlap, flash=cfg.flash_attention, grad_bytes=framework(cfg.framework)[0])
-    mem = type(mem)(*(float(x) for x in (mem.weights, mem.gradients, mem.optimizer, mem.activations, mem.logits)))
+                          dp_overlap=dp_overlap, stack=training_stack(cfg)[0])
+    mem = type(mem)(*(float(getattr(mem, f.name)) for f in fields(mem)))
     parts = {k: float(getattr(st, k)) for k in ("compute", "bubble", "tp_comm", "cp_comm", "pp_comm", "dp_comm",
                                                 "ep_comm", "optimizer")}
     # end-to-end overhead the op-level model does not see (framework, synchronisation, data loading, logging),
     # measured against published throughput benchmarks (benchmarks/framework_efficiency.py)
     fe, a_fe = fact("framework_efficiency", cfg.framework_efficiency)
     rec = Assumptions({"framework_efficiency": a_fe})
+    ae, a_ae = accelerator_efficiency(r.accel.id, r.rates.kind, cfg.accelerator_efficiency)
+    fe, rec = fe * ae, rec | a_ae
     parts["framework_overhead"] = sum(parts.values()) * (1.0 / fe - 1.0)
     step_s = sum(parts.values())
     if lay.recompute == "partial":
@@ -265,7 +237,7 @@ def estimate_training(model: ModelSpec | str | TrainingConfig | None = None, **i
     tokens=2e12``). Every defaulted input is recorded in ``assumptions`` with its source."""
     cfg = model if isinstance(model, TrainingConfig) else TrainingConfig(model=model, **inputs)  # type: ignore
     r, rec, warnings = _setup(cfg)
-    n_gpus, a_gpus = _cluster(cfg, r)
+    n_gpus, a_gpus, w_gpus = cluster_size(cfg, r)
     lay, n_gpus, a_lay = _layout(cfg, r, n_gpus)
     t, a_time, w_time = _time(cfg, r, lay, n_gpus)
     good = timing.goodput_corners(param_count(r.spec).total, n_gpus, cfg.failure_rate_per_gpu_hour,
@@ -296,4 +268,4 @@ def estimate_training(model: ModelSpec | str | TrainingConfig | None = None, **i
         avg_power_w=fp.facility_w, peak_power_w=fp.peak_facility_w, gpu_avg_power_w=fp.gpu_w, energy_mwh=fp.energy_mwh,
         gpu_energy_mwh=fp.gpu_energy_mwh, co2e_t=fp.co2e_t, embodied_co2e_t=fp.embodied_t, cost_usd=fp.cost.usd,
         ranges=fp.ranges, assumptions=A, calibration=cal_info,
-        warnings=tuple(warnings + w_time + w_fp + _checks(r, n_gpus, t.mfu)), config=cfg.to_dict())
+        warnings=tuple(warnings + w_gpus + w_time + w_fp + _checks(r, n_gpus, t.mfu)), config=cfg.to_dict())

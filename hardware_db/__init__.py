@@ -47,6 +47,7 @@ class Accelerator:
     notes: str
     memory_mib: float | None = None  # capacity the device reports to software (nvidia-smi total), binary MiB
     memory_source: str = ""
+    scaleout_source: str = ""  # the reference system whose NICs give scaleout_bw_gb_per_s
 
     def peak_flops(self, precision: str) -> float:
         """Peak dense throughput in FLOP/s (TFLOP/s x 1e12) for ``precision`` (fp32, tf32, bf16, fp16, fp8, fp4)."""
@@ -155,6 +156,7 @@ def _parse_accelerator(row: dict[str, str]) -> Accelerator:
         notes=row.get("notes", ""),
         memory_mib=_num(row, "memory_mib", where),
         memory_source=row.get("memory_source", ""),
+        scaleout_source=row.get("scaleout_source", ""),
     )
 
 
@@ -251,23 +253,141 @@ def _assumption_table() -> dict[str, Assumption]:
 
 @dataclass(frozen=True)
 class Framework:
-    """A training framework's model-state accounting: gradient bytes per parameter, with its source."""
+    """A training framework: its model-state accounting and the layouts it can run, each with its source.
+
+    ``zero_stages`` are the ZeRO stages the layout search tries; ``max_zero_with_pipeline`` the highest stage the
+    framework allows beside pipeline parallelism (None: no limit); ``activation_factor`` scales the saved
+    activations of a fused Megatron block (1 = fused; an unfused eager block keeps more, hardware_db/
+    activation_profiles.csv).
+    """
 
     id: str
     grad_bytes_per_param: float
     source: str
     notes: str
+    tensor_parallel: bool = True
+    pipeline: bool = True
+    interleaved_pipeline: bool = True
+    sequence_parallel: bool = True
+    zero_stages: tuple[int, ...] = (1, 3)
+    max_zero_with_pipeline: int | None = None
+    activation_factor: float = 1.0
+    layout_source: str = ""
+    buffers_from: str = ""  # whose working buffers (framework_buffers.csv) it allocates: hf runs on FSDP
+    ep_comm_overlap: bool = False  # can overlap the MoE all-to-all with another micro-batch (--ep-comm-overlap)
+
+
+def _flag_col(row: dict[str, str], col: str, where: str) -> bool:
+    v = (row.get(col) or "").strip()
+    if v not in ("0", "1"):
+        raise DataError(f"{where}: {col} must be 0 or 1, got {v!r}")
+    return v == "1"
+
+
+def _framework(row: dict[str, str]) -> Framework:
+    where = f"frameworks.csv row {row.get('framework')!r}"
+    _required(row, ("framework", "grad_bytes_per_param", "source", "zero_stages", "activation_factor",
+                    "layout_source"), where)
+    try:
+        stages = tuple(int(z) for z in row["zero_stages"].split())
+    except ValueError:
+        raise DataError(f"{where}: zero_stages must be stage numbers separated by spaces") from None
+    if not stages or any(z not in (0, 1, 2, 3) for z in stages):
+        raise DataError(f"{where}: zero_stages must be among 0 1 2 3")
+    zmax = _num(row, "max_zero_with_pipeline", where)
+    return Framework(row["framework"], _num(row, "grad_bytes_per_param", where),  # type: ignore[arg-type]
+                     row["source"], row.get("notes", ""), _flag_col(row, "tensor_parallel", where),
+                     _flag_col(row, "pipeline", where), _flag_col(row, "interleaved_pipeline", where),
+                     _flag_col(row, "sequence_parallel", where), stages, None if zmax is None else int(zmax),
+                     _num(row, "activation_factor", where), row["layout_source"],  # type: ignore[arg-type]
+                     (row.get("buffers_from") or row["framework"]).strip(), _flag_col(row, "ep_comm_overlap", where))
 
 
 @cache
 def _framework_table() -> dict[str, Framework]:
-    out: dict[str, Framework] = {}
-    for row in _rows("frameworks.csv"):
-        where = f"frameworks.csv row {row.get('framework')!r}"
-        _required(row, ("framework", "grad_bytes_per_param", "source"), where)
-        out[row["framework"]] = Framework(row["framework"], _num(row, "grad_bytes_per_param", where),  # type: ignore
-                                          row["source"], row.get("notes", ""))
+    return {row["framework"]: _framework(row) for row in _rows("frameworks.csv")}
+
+
+@dataclass(frozen=True)
+class FrameworkBuffer:
+    """One working buffer a framework allocates beyond the model states (framework_buffers.csv, from its source).
+
+    ``scales_with``: params_per_gpu_shard / params_total (``amount`` bytes per parameter of this GPU's shard or
+    of its unsharded part), fixed_elements (``amount`` elements of ``element_bytes``), fsdp_unit_params
+    (``amount`` bytes per parameter of one wrapped layer). ``phase``: persistent, backward (beside the
+    activations) or optimizer_step (after the activations are freed); ``zero_stage`` None = every stage.
+    """
+
+    framework: str
+    zero_stage: int | None
+    buffer: str
+    scales_with: str
+    amount: float
+    element_bytes: float
+    phase: str
+    source: str
+
+
+_BUFFER_SCALES = ("params_per_gpu_shard", "params_total", "fixed_elements", "fsdp_unit_params")
+
+
+@cache
+def _buffer_table() -> tuple[FrameworkBuffer, ...]:
+    out = []
+    for i, row in enumerate(_rows("framework_buffers.csv")):
+        where = f"framework_buffers.csv row {i + 2}"
+        _required(row, ("framework", "buffer", "scales_with", "amount", "element_bytes", "source", "phase",
+                        "counted"), where)
+        if row["scales_with"] not in _BUFFER_SCALES or row["phase"] not in ("persistent", "backward",
+                                                                            "optimizer_step", "transient"):
+            raise DataError(f"{where}: scales_with must be one of {_BUFFER_SCALES}, phase persistent|backward|"
+                            "optimizer_step|transient")
+        if not _flag_col(row, "counted", where):
+            continue
+        z = (row.get("zero_stage") or "").strip()
+        if z not in ("", "0", "1", "2", "3"):
+            raise DataError(f"{where}: zero_stage must be blank or 0-3")
+        out.append(FrameworkBuffer(row["framework"], int(z) if z else None, row["buffer"],
+                                   row["scales_with"], _num(row, "amount", where),  # type: ignore[arg-type]
+                                   _num(row, "element_bytes", where), row["phase"], row["source"]))  # type: ignore
+    return tuple(out)
+
+
+def framework_buffers(framework: str) -> tuple[FrameworkBuffer, ...]:
+    """The working buffers the estimator counts for a framework (framework_buffers.csv rows with counted = 1)."""
+    return tuple(b for b in _buffer_table() if b.framework == framework)
+
+
+@dataclass(frozen=True)
+class AcceleratorEfficiency:
+    """An end-to-end efficiency factor for an accelerator without calibrated kernels, with its fit and held-out rows."""
+
+    accelerator_id: str
+    factor: float
+    n_fit_rows: int
+    fit_source: str
+    held_out: str
+    method: str
+
+
+@cache
+def _accel_eff_table() -> dict[str, AcceleratorEfficiency]:
+    out = {}
+    for row in _rows("accelerator_efficiency.csv"):
+        where = f"accelerator_efficiency.csv row {row.get('accelerator_id')!r}"
+        _required(row, ("accelerator_id", "efficiency_factor", "n_fit_rows", "fit_source", "held_out", "method"),
+                  where)
+        f = _num(row, "efficiency_factor", where)
+        if f is None or not 0 < f <= 2:
+            raise DataError(f"{where}: efficiency_factor must be in (0, 2]")
+        out[row["accelerator_id"]] = AcceleratorEfficiency(row["accelerator_id"], f, int(row["n_fit_rows"]),
+                                                           row["fit_source"], row["held_out"], row["method"])
     return out
+
+
+def accelerator_efficiency(accel_id: str) -> AcceleratorEfficiency | None:
+    """The fitted end-to-end efficiency factor of an accelerator (accelerator_efficiency.csv), or None."""
+    return _accel_eff_table().get(accel_id)
 
 
 def frameworks() -> dict[str, Framework]:
@@ -302,6 +422,8 @@ __all__ = [
     "assumption",
     "assumptions",
     "default_price",
+    "accelerator_efficiency",
+    "framework_buffers",
     "frameworks",
     "get_accelerator",
     "prices",

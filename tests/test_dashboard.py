@@ -84,8 +84,19 @@ def test_training_from_url_then_change_an_input():
     assert at.query_params["t_gpu"] in ("b200", ["b200"])
 
 
+def test_training_software_and_network_inputs_reach_the_estimate():
+    at = app(t_preset="llama2-70b", t_tokens="2e12", t_gpu="a100-80gb", t_gpus="512", t_framework="fsdp",
+             t_era="before mid-2022 (no FlashAttention)", t_scaleout="6.25")
+    d = estimate_training(load_preset("llama2-70b"), tokens=2e12, gpu="a100-80gb", gpus=512, framework="fsdp",
+                          flash_attention=False, scaleout_gb_per_s=6.25).to_dict()
+    assert metrics(at)["GPU-hours"] == fmt("gpu_hours", d["gpu_hours"])
+    assert d["layout"]["pp"] == 1  # FSDP runs no pipeline
+
+
 @pytest.mark.parametrize("params, needle", [
     ({"t_tokens": "abc"}, "--tokens must be a number"),
+    ({"t_framework": "fsdp", "t_pp": "2"}, "no pipeline parallelism"),
+    ({"t_scaleout": "-3"}, "scaleout-gb-per-s"),
     ({"t_pue": "0.5"}, "PUE"),
     ({"t_source": "parameters", "t_params": "1000"}, "below a million"),
     ({"t_mfu": "1.5"}, "--mfu must be <= 1"),

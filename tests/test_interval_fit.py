@@ -22,7 +22,8 @@ def derived() -> dict:
 
 
 def test_assumption_equals_the_derivation(derived):
-    """The shipped low/high factors are the 10th/90th percentiles of reported / predicted over the fit runs."""
+    """The shipped low/high factors are the conformal 80% order statistics of reported / predicted over the fit
+    runs."""
     a = assumption(fit.KEY)
     row = fit.assumption_row(derived)
     assert (a.low, a.high) == (float(row["low"]), float(row["high"])), REGENERATE
@@ -42,9 +43,11 @@ def test_fit_rows_are_the_comparable_published_runs(derived):
     assert not ids & {"llama3.2-1b", "llama3.1-405b", "palm-540b", "bloom-176b", "falcon-180b"}
 
 
-def test_factors_are_the_empirical_percentiles():
-    ratios = [0.5, 1.0, 1.0, 1.5, 2.0, 2.0, 2.5, 3.0, 3.5, 4.0, 9.0]
-    assert fit.factors(ratios) == (1.0, 4.0)  # numpy linear quantile: p10 at index 1, p90 at index 9
+def test_factors_are_the_conformal_order_statistics():
+    ratios = [0.5, 1.0, 1.0, 1.5, 2.0, 2.0, 2.5, 3.0, 3.5, 4.0, 9.0]  # n = 11: k_lo = floor(1.2) = 1, k_hi = ceil(10.8)
+    assert fit.factors(ratios) == (0.5, 9.0)
+    assert fit.factors(ratios[:-1] * 2) == (0.5, 4.0)  # n = 20: k_lo = floor(2.1) = 2, k_hi = ceil(18.9) = 19
+    assert fit.factors(ratios, conformal=False) == (1.0, 4.0)  # numpy linear quantile: p10 at index 1, p90 at 9
 
 
 def test_cross_validation_holds_out_whole_organisations():
