@@ -270,7 +270,7 @@ def layout_cost(spec: ModelSpec, *, accel, km: KernelModel, arrays: dict, rec: s
     st = step_time(spec, accel, km, tp=arr["tp"], pp=arr["pp"], dp=arr["dp"], ep=arr["ep"], zero=arr["zero"],
                    micro_batch=arr["micro_batch"], recompute=rec, global_batch_seqs=gb_seqs, seq=seq,
                    dtype_bytes=dtype_bytes, dp_overlap=dp_overlap, interleave=arr["interleave"], cp=cp,
-                   flash=stack.flash, ep_overlap=stack.ep_comm_overlap)
+                   flash=stack.flash, ep_overlap=stack.ep_comm_overlap, elementwise=stack.elementwise)
     return mem, st
 
 

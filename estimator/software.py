@@ -38,6 +38,7 @@ class Stack:
     activation_factor: float = 1.0
     buffers: tuple = ()  # hardware_db.FrameworkBuffer rows the memory model counts
     ep_comm_overlap: bool = False  # MoE all-to-all hidden under another micro-batch's computation (opt-in)
+    elementwise: tuple[float, float] = (1.0, 1.0)  # non-GEMM bytes and kernel launches relative to the fused block
 
     def search_limits(self) -> dict:
         """Entries for the layout search's ``fixed`` dict: the axes and modes this stack can run."""
@@ -65,7 +66,8 @@ def framework_stack(name: str | None) -> tuple[Stack, str]:
     stack = Stack(f.id, f.grad_bytes_per_param, sequence_parallel=f.sequence_parallel,
                   tensor_parallel=f.tensor_parallel, pipeline=f.pipeline, interleaved_pipeline=f.interleaved_pipeline,
                   zero_stages=f.zero_stages, max_zero_with_pipeline=f.max_zero_with_pipeline,
-                  activation_factor=f.activation_factor, buffers=framework_buffers(f.buffers_from))
+                  activation_factor=f.activation_factor, buffers=framework_buffers(f.buffers_from),
+                  elementwise=(f.elementwise_bytes_factor, f.elementwise_kernels_factor))
     src = f"{f.grad_bytes_per_param:g}-byte gradients per parameter: {f.source}; layouts: {f.layout_source}"
     if stack.buffers:
         src += ("; working buffers " + ", ".join(sorted({b.buffer for b in stack.buffers}))

@@ -85,12 +85,15 @@ def unfused_attention_bytes(s: ModelSpec, batch, seq, dtype_bytes: float = 2.0):
 
 
 def block_time_s(s: ModelSpec, batch, seq, km: KernelModel, training: bool = True, tp=1, recompute: str = "none",
-                 moe_layer: bool | None = None, dtype_bytes: float = 2.0, cp=1, ep=1, flash: bool = True):
+                 moe_layer: bool | None = None, dtype_bytes: float = 2.0, cp=1, ep=1, flash: bool = True,
+                 elementwise: tuple[float, float] = (1.0, 1.0)):
     """Time of one decoder block on one GPU (its 1/(tp cp) share) for ``batch`` x ``seq`` tokens.
 
     ``training`` adds the backward pass: GEMM and attention work doubled (two kernels per forward
     kernel), elementwise traffic doubled; ``recompute`` adds the recomputed forward work. Without FlashAttention
     (``flash=False``, software before 2022) the attention also streams its s x s score matrices through HBM.
+    ``elementwise`` scales the non-GEMM bytes and kernel launches of an unfused block (e.g. eager Hugging Face code,
+    measured in hardware_db/elementwise_profiles.csv).
     """
     moe = s.is_moe if moe_layer is None else moe_layer
     f = block_forward_flops(s, batch, seq, moe_layer=moe)
@@ -105,8 +108,8 @@ def block_time_s(s: ModelSpec, batch, seq, km: KernelModel, training: bool = Tru
     attn_fwd = f.attn_core / tpcp / km.attn_flops_per_s + km.attn_overhead_s
     if not flash:
         attn_fwd = attn_fwd + unfused_attention_bytes(s, batch, seq, dtype_bytes) / tpcp / km.stream_bps
-    mem_fwd = (elementwise_bytes_per_token(s, moe, dtype_bytes) * tokens / tpcp / km.mem_bytes_per_s
-               + N_ELEMENTWISE_PER_BLOCK * km.mem_overhead_s)
+    mem_fwd = (elementwise[0] * elementwise_bytes_per_token(s, moe, dtype_bytes) * tokens / tpcp / km.mem_bytes_per_s
+               + elementwise[1] * N_ELEMENTWISE_PER_BLOCK * km.mem_overhead_s)
     fwd = gemm_fwd + attn_fwd + mem_fwd + km.block_overhead_s
     if not training:
         return fwd
@@ -219,10 +222,10 @@ class StepTime:
 
 
 def stage_time_s(s: ModelSpec, km: KernelModel, *, tp, cp, ep, pp, micro_batch, seq, recompute: str,
-                 dtype_bytes: float, flash: bool = True):
+                 dtype_bytes: float, flash: bool = True, elementwise: tuple[float, float] = (1.0, 1.0)):
     """One micro-batch's forward+backward through one pipeline stage's layers (the LM head spread evenly)."""
     dense_frac = 1.0 - s.moe_layers / s.layers
-    kw = dict(dtype_bytes=dtype_bytes, cp=cp, ep=ep, flash=flash)
+    kw = dict(dtype_bytes=dtype_bytes, cp=cp, ep=ep, flash=flash, elementwise=elementwise)
     t_layer = dense_frac * block_time_s(s, micro_batch, seq, km, True, tp, recompute, moe_layer=False, **kw)
     if s.moe_layers:
         t_layer = t_layer + (1 - dense_frac) * block_time_s(s, micro_batch, seq, km, True, tp, recompute,
@@ -233,7 +236,8 @@ def stage_time_s(s: ModelSpec, km: KernelModel, *, tp, cp, ep, pp, micro_batch, 
 
 def step_time(s: ModelSpec, accel, km: KernelModel, *, tp, pp, dp, ep, zero, micro_batch, recompute: str,
               global_batch_seqs, seq, dtype_bytes: float, dp_overlap: float, interleave=1, cp=1,
-              flash: bool = True, ep_overlap: bool = False) -> StepTime:
+              flash: bool = True, ep_overlap: bool = False,
+              elementwise: tuple[float, float] = (1.0, 1.0)) -> StepTime:
     """Step time of one training step for (possibly arrays of) layouts with one recompute mode.
 
     Data-parallel traffic: the gradient all-reduce once per step (ZeRO-0..2), or under ZeRO-3 the parameters
@@ -249,7 +253,7 @@ def step_time(s: ModelSpec, accel, km: KernelModel, *, tp, pp, dp, ep, zero, mic
     m = np.floor(global_batch_seqs / (dp * mb))  # micro-batches per step per pipeline
     layers_per_stage = np.ceil(s.layers / pp)
     t_stage = stage_time_s(s, km, tp=tp, cp=cp, ep=ep, pp=pp, micro_batch=mb, seq=seq, recompute=recompute,
-                           dtype_bytes=dtype_bytes, flash=flash)
+                           dtype_bytes=dtype_bytes, flash=flash, elementwise=elementwise)
     # communication bandwidths (bytes/s): inside the scale-up domain (NVLink/ICI) or across nodes
     up, out = (b * 1e9 for b in link_bandwidths_gb_per_s(accel))
     domain = accel.scaleup_domain or 1

@@ -275,6 +275,8 @@ class Framework:
     layout_source: str = ""
     buffers_from: str = ""  # whose working buffers (framework_buffers.csv) it allocates: hf runs on FSDP
     ep_comm_overlap: bool = False  # can overlap the MoE all-to-all with another micro-batch (--ep-comm-overlap)
+    elementwise_bytes_factor: float = 1.0  # non-GEMM bytes per token relative to the fused block
+    elementwise_kernels_factor: float = 1.0  # non-GEMM kernel launches relative to the fused block
 
 
 def _flag_col(row: dict[str, str], col: str, where: str) -> bool:
@@ -300,7 +302,9 @@ def _framework(row: dict[str, str]) -> Framework:
                      _flag_col(row, "pipeline", where), _flag_col(row, "interleaved_pipeline", where),
                      _flag_col(row, "sequence_parallel", where), stages, None if zmax is None else int(zmax),
                      _num(row, "activation_factor", where), row["layout_source"],  # type: ignore[arg-type]
-                     (row.get("buffers_from") or row["framework"]).strip(), _flag_col(row, "ep_comm_overlap", where))
+                     (row.get("buffers_from") or row["framework"]).strip(), _flag_col(row, "ep_comm_overlap", where),
+                     _num(row, "elementwise_bytes_factor", where) or 1.0,
+                     _num(row, "elementwise_kernels_factor", where) or 1.0)
 
 
 @cache

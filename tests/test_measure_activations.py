@@ -144,3 +144,145 @@ def test_activation_profiles_estimator_column_is_the_estimator():
             want = block_activation_bytes(spec, batch=b, seq=s, dtype_bytes=2.0, recompute="none", tp=1,
                                           flash=flash, dropout=False) / (s * b)
             assert math.isclose(float(r[col]), want, rel_tol=1e-5), (col, r)
+
+
+# --- the non-GEMM byte counter (TorchDispatchMode), on ops whose traffic is known exactly (torch only) -----------
+
+def test_op_kind_classifies_gemm_view_and_elementwise():
+    m = _script()
+    for name in ("mm", "addmm", "bmm", "baddbmm", "matmul", "linear", "convolution",
+                 "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention_for_cpu_backward",
+                 "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention_backward"):
+        assert m.op_kind(name) == "gemm", name
+    for name in ("view", "_unsafe_view", "expand", "transpose", "t", "permute", "unsqueeze", "slice", "select",
+                 "as_strided", "detach", "alias", "split_with_sizes", "empty_strided"):
+        assert m.op_kind(name) == "view", name
+    for name in ("mul", "add", "_to_copy", "clone", "copy_", "silu", "silu_backward", "mean", "sum", "cat",
+                 "slice_backward", "threshold_backward"):
+        assert m.op_kind(name) == "elementwise", name
+    assert m.op_kind("some_view_op", is_view=True) == "view"
+
+
+def test_elementwise_counter_relu_plus_x_exact_bytes_and_ops():
+    torch = pytest.importorskip("torch")
+    m = _script()
+    x = torch.randn(4, 8, requires_grad=True)  # fp32: 128 bytes
+    g = torch.randn(4, 8)
+    counter = m.make_elementwise_counter()
+    with counter:
+        y = torch.relu(x) + x
+        counter.phase = "bwd"
+        y.backward(g)
+    fwd, bwd = counter.tally("fwd"), counter.tally("bwd")
+    # relu reads x, writes r; add reads r and x, writes y: 2 kernels, 3 x 128 read, 2 x 128 written
+    assert (fwd.read, fwd.written, fwd.ops, fwd.gemm_ops) == (384, 256, 2, 0)
+    assert dict(fwd.by_op) == {"relu": [1, 128, 128], "add.Tensor": [1, 256, 128]}
+    assert fwd.bytes == 640 and fwd.bytes_dense == 640
+    # backward: threshold_backward(g, r) and the engine's sum of the two gradients of x
+    assert {k: v[0] for k, v in bwd.by_op.items()} == {"threshold_backward": 1, "add.Tensor": 1}
+    assert (bwd.read, bwd.written, bwd.ops) == (512, 256, 2)
+    # x.grad is stolen, not copied: the AccumulateGrad node runs no counted kernel
+    assert counter.tally("accumulate_grad").bytes == 0
+    assert torch.equal(x.grad, g * (x.detach() > 0) + g)
+
+
+def test_elementwise_counter_skips_gemm_and_views_counts_broadcast_once_and_out_args_as_written():
+    torch = pytest.importorskip("torch")
+    m = _script()
+    x, w, c = torch.randn(4, 8), torch.randn(8, 8), torch.randn(1, 8)
+    buf, dst = torch.empty(4, 8), torch.empty(4, 8)
+    counter = m.make_elementwise_counter()
+    with counter:
+        a = x @ w  # mm: a GEMM, not counted
+        a.view(-1)  # a view: no kernel
+        a + c.expand(4, 8)  # reads a (128) + the 8 distinct floats of c (32; 128 as given), writes 128
+        dst.copy_(a)  # reads a only, writes dst
+        torch.add(a, a, out=buf)  # out= is written, not read
+        a.mul_(2.0)  # in place: reads and writes a
+    t = counter.tally("fwd")
+    assert t.gemm_ops == 1 and t.view_ops >= 2
+    assert t.ops == 4
+    assert dict(t.by_op) == {"add.Tensor": [1, 160, 128], "copy_": [1, 128, 128], "add.out": [1, 256, 128],
+                             "mul_.Tensor": [1, 128, 128]}
+    assert t.read == 672 and t.read_dense == 768 and t.written == 512
+
+
+@pytest.mark.parametrize("kv", [4, 1])
+def test_tiny_llama_layer_elementwise_bytes_match_op_by_op_count(kv):
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    m = _script()
+    d, heads, ffn, seq, batch = 256, 4, 688, 32, 2
+    shape = m.Shape(d, ffn, heads, kv, seq, batch)
+    counter, _ = m.measure_elementwise(shape, "sdpa")
+    fwd, bwd = counter.tally("fwd"), counter.tally("bwd")
+    hd, tokens = d // heads, seq * batch
+    qk = (heads + kv) * hd
+    table = seq * hd * 2  # one bf16 RoPE cos or sin table, (1, 1, seq, hd), read by 2 muls of each of q and k
+    # forward per token: each RMSNorm 36 d + 24 (fp32 upcast 6d, pow 8d, mean 4d + 4, +eps 8, rsqrt 8,
+    # mul by rsqrt 8d + 4, downcast 6d, mul by weight 4d); RoPE 20 bytes per q/k element (mul, neg, cat, mul,
+    # add); 2 residual adds 6d each; SiLU 4 ffn + gate*up 6 ffn. Plus the weight (2d) of each norm once and
+    # each table once per RoPE mul.
+    want_fwd = tokens * (84 * d + 48 + 20 * qk + 10 * ffn) + 2 * 2 * d + 4 * table
+    assert fwd.bytes == want_fwd
+    assert (fwd.ops, fwd.gemm_ops) == (30, 8)  # 7 projections + SDPA
+    assert bwd.gemm_ops == 15  # 14 mm (input and weight gradients) + SDPA backward
+    assert bwd.bytes > 2 * fwd.bytes
+    if kv == heads:
+        # backward per token: each RMSNorm 98 d + 40, MLP 18 ffn + 6 d, RoPE 28 per q/k element, the 2 adds
+        # summing the q/k/v input gradients 12 d, the q and k gradient transposes copied (clone) 4 per element.
+        want_bwd = tokens * (214 * d + 80 + 18 * ffn + 32 * qk) + 2 * (2 + 2) * d + 4 * table
+        assert bwd.bytes == want_bwd
+        assert bwd.ops == 56
+    assert counter.tally("accumulate_grad").bytes == 0
+
+
+# --- the measured elementwise table (no torch) -------------------------------------------------------------------
+
+ELEMENTWISE = ROOT / "hardware_db" / "elementwise_profiles.csv"
+
+
+def _ew_rows():
+    with ELEMENTWISE.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_elementwise_profiles_csv_loads_and_is_consistent():
+    rows = _ew_rows()
+    assert rows, "hardware_db/elementwise_profiles.csv is empty"
+    assert {r["implementation"] for r in rows} >= {"hf_llama_sdpa"}
+    assert len({int(r["d_model"]) for r in rows}) >= 3 and len({int(r["seq"]) for r in rows}) >= 2
+    for r in rows:
+        for col in ("d_model", "ffn_dim", "heads", "kv_heads", "seq", "batch", "measured_fwd_ops",
+                    "measured_bwd_ops", "estimator_fwd_ops", "estimator_bwd_ops"):
+            assert int(r[col]) > 0, (col, r)
+        mf, mb = float(r["measured_fwd_bytes_per_token"]), float(r["measured_bwd_bytes_per_token"])
+        ef, eb = float(r["estimator_fwd_bytes_per_token"]), float(r["estimator_bwd_bytes_per_token"])
+        assert mf > 0 and mb > 0 and ef > 0 and eb > 0
+        assert math.isclose(eb, 2 * ef, rel_tol=1e-6)
+        assert math.isclose(float(r["ratio_fwd"]), mf / ef, rel_tol=1e-5)
+        assert math.isclose(float(r["ratio_bwd"]), mb / eb, rel_tol=1e-5)
+        assert math.isclose(float(r["ratio_total"]), (mf + mb) / (ef + eb), rel_tol=1e-5)
+        ops = int(r["measured_fwd_ops"]) + int(r["measured_bwd_ops"])
+        assert math.isclose(float(r["ratio_ops_total"]),
+                            ops / (int(r["estimator_fwd_ops"]) + int(r["estimator_bwd_ops"])), rel_tol=1e-5)
+        for ph in ("fwd", "bwd"):
+            parts = float(r[f"measured_{ph}_read_bytes_per_token"]) + float(r[f"measured_{ph}_write_bytes_per_token"])
+            assert math.isclose(parts, float(r[f"measured_{ph}_bytes_per_token"]), rel_tol=1e-5)
+            assert float(r[f"measured_{ph}_dense_bytes_per_token"]) >= float(r[f"measured_{ph}_bytes_per_token"])
+        assert r["device"] == "cpu" and r["dtype"] == "bfloat16"
+        assert r["transformers_version"] and r["torch_version"] and r["method"] and r["source"] and r["retrieved"]
+
+
+def test_elementwise_profiles_estimator_columns_are_the_estimator():
+    from estimator.model import ModelSpec
+    from estimator.timing import N_ELEMENTWISE_PER_BLOCK, elementwise_bytes_per_token
+
+    for r in _ew_rows():
+        spec = ModelSpec(layers=1, d_model=int(r["d_model"]), heads=int(r["heads"]), kv_heads=int(r["kv_heads"]),
+                         ffn_dim=int(r["ffn_dim"]), vocab=32000, seq_len=int(r["seq"]), gated_mlp=True,
+                         norm="rmsnorm", position="rope")
+        want = elementwise_bytes_per_token(spec, moe_layer=False, dtype_bytes=2)
+        assert math.isclose(float(r["estimator_fwd_bytes_per_token"]), want, rel_tol=1e-5), r
+        assert int(r["estimator_fwd_ops"]) == N_ELEMENTWISE_PER_BLOCK
+        assert int(r["estimator_bwd_ops"]) == 2 * N_ELEMENTWISE_PER_BLOCK

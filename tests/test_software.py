@@ -141,3 +141,20 @@ def test_expert_all_to_all_splits_between_nvlink_and_the_network():
     across = step_time(spec, acc, km, dp=32, ep=32, **kw)  # the formula's own validity: EP ranks need not divide
     expect = max(float(ring_allgather_s(routed / 4, 32, up)), float(ring_allgather_s(routed * 3 / 4, 32, out)))
     assert float(across.ep_comm) == pytest.approx(64 / 32 * per_layer * expect, rel=1e-9)
+
+
+def test_hf_elementwise_factors_are_the_measured_ones_and_cost_time():
+    """hardware_db/elementwise_profiles.csv (scripts/measure_activations.py --elementwise)."""
+    import csv
+    import statistics
+    from importlib.resources import files
+
+    rows = list(csv.DictReader(files("hardware_db").joinpath("elementwise_profiles.csv").read_text().splitlines()))
+    total = [float(r["ratio_total"]) for r in rows if r["implementation"] == "hf_llama_sdpa"]
+    hf = frameworks()["hf"]
+    assert hf.elementwise_bytes_factor == pytest.approx(statistics.median(total), abs=0.005)
+    ops = [float(r["ratio_ops_total"]) for r in rows if r["implementation"] == "hf_llama_sdpa"]
+    assert hf.elementwise_kernels_factor == pytest.approx(statistics.median(ops), abs=0.005)
+    kw = dict(tokens=2e12, gpu="a100-80gb", gpus=64, tp=1, pp=1, dp=64, zero=3, micro_batch=1, recompute="none")
+    assert (estimate_training("llama2-7b", framework="hf", **kw).step_time_s
+            > estimate_training("llama2-7b", framework="fsdp", **kw).step_time_s)
