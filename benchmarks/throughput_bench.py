@@ -137,15 +137,21 @@ def row_spec(row: dict) -> tuple[Any, list[str]]:
 
 
 def _era(row: dict, notes: list[str]) -> dict:
-    """The row's published software: framework, FlashAttention, sequence parallelism (benchmarks/data/
-    software_era.csv)."""
+    """The row's published software (benchmarks/data/software_era.csv: framework, FlashAttention, sequence
+    parallelism) and its cluster's network (benchmarks/data/run_network.csv)."""
     from benchmarks.training_bench import run_software
 
     if row["id"] not in run_software():
         return {}
+    from benchmarks.training_bench import run_network
+
     kw, note = run_software()[row["id"]]
     notes.append(note)
-    return dict(kw)
+    out = dict(kw)
+    if row["id"] in run_network():  # the cluster's published network (benchmarks/data/run_network.csv)
+        out["scaleout_gb_per_s"] = run_network()[row["id"]]
+        notes.append(f"network {out['scaleout_gb_per_s']:g} GB/s per GPU")
+    return out
 
 
 def planner_inputs(row: dict) -> tuple[dict, list[str]]:
