@@ -114,7 +114,8 @@ TRAINING = SHAPE | SITE | {
     "flash_attention": _flag("flash_attention"),
     "sequence_parallel": lambda v: None if v is None else _flag("sequence_parallel")(v),
     "ep_comm_overlap": _flag("ep_comm_overlap"),
-    "scaleout_gb_per_s": _pos("scaleout-gb-per-s", maximum=1e5),
+    "scaleout_gb_per_s": _pos("scaleout-gb-per-s", maximum=1e5,
+                              hint="e.g. --scaleout-gb-per-s 50 (one 400 Gb/s NIC per GPU)"),
     "accelerator_efficiency": _pos("accelerator-efficiency", maximum=2.0),
     "framework": lambda v: choice("framework", v, framework_ids())}
 SERVING = SHAPE | SITE | {
