@@ -37,12 +37,13 @@ EXCLUDED_PREFIXES = ("deepspeed2020-",)  # BERT-Large: an encoder with fused ker
 HELD_OUT = {"v100": "GPT-3 175B (OpenAI): training_runs.csv gpt3-175b, training_throughput.csv gpt3-175b-palm-table3",
             "tpu-v3": "Gopher 280B (DeepMind): training_runs.csv gopher-280b, training_throughput.csv "
                       "gopher-280b-palm-table3"}
+HELD_OUT_ROWS = {"v100": ("gpt3-175b", "gpt3-175b-palm-table3"), "tpu-v3": ("gopher-280b", "gopher-280b-palm-table3")}
 FIT_SOURCE = {"v100": "Shoeybi et al. 2019, Megatron-LM (arXiv 1909.08053) Table 1, Fig 5, Table 2, App. D (NVIDIA; "
                       "its TFLOP/s convention is unstated and compared as hardware FLOPs)",
               "tpu-v3": "Mesh-Transformer-JAX README (EleutherAI, kingoflolz/mesh-transformer-jax@47ed7d7e); Lingvo "
                         "GShard/GSPMD dense-LM configs (Google Brain, tensorflow/lingvo@6706ee62)"}
-COLUMNS = ("accelerator_id", "efficiency_factor", "n_fit_rows", "fit_rows", "fit_source", "held_out", "method",
-           "retrieved")
+COLUMNS = ("accelerator_id", "efficiency_factor", "n_fit_rows", "fit_rows", "fit_source", "held_out", "held_out_error",
+           "method", "retrieved")
 
 
 @cache
@@ -72,6 +73,26 @@ def factors(rows: pd.DataFrame | None = None) -> dict[str, dict]:
     return out
 
 
+def held_out_errors(acc: str, factor: float) -> str:
+    """The errors on the held-out runs with the factor and without it (predicted / reported - 1)."""
+    from benchmarks import throughput_bench as thb
+    from benchmarks import training_bench as tb
+    from estimator.training import estimate_training
+
+    run_id, thr_id = HELD_OUT_ROWS[acc]
+    runs = tb.load_runs().set_index("id")
+    row = runs.loc[run_id].to_dict() | {"id": run_id}
+    kw = tb.planner_inputs(row).kwargs
+    thr = thb.load_rows().set_index("id").loc[thr_id].to_dict() | {"id": thr_id}
+    out = []
+    for f in (factor, 1.0):
+        hours = float(estimate_training(**kw, accelerator_efficiency=f).gpu_hours.magnitude)
+        rec = thb.predict_row(thr, accelerator_efficiency=f)
+        out.append((hours / row["reported_gpu_hours"] - 1, rec["error"], rec["metric"]))
+    (h1, t1, metric), (h0, t0, _) = out
+    return (f"{run_id} GPU-hours {h1:+.0%}, {thr_id} {metric} {t1:+.0%} (without the factor {h0:+.0%}, {t0:+.0%})")
+
+
 def table(fit: dict[str, dict]) -> str:
     """hardware_db/accelerator_efficiency.csv text for ``fit``."""
     buf = io.StringIO()
@@ -82,6 +103,7 @@ def table(fit: dict[str, dict]) -> str:
         w.writerow({"accelerator_id": acc, "efficiency_factor": f"{f['factor']:.2f}", "n_fit_rows": f["n"],
                     "fit_rows": " ".join(prefixes) + " rows of benchmarks/data/older_accelerator_throughput.csv",
                     "fit_source": FIT_SOURCE.get(acc, ""), "held_out": HELD_OUT.get(acc, ""),
+                    "held_out_error": held_out_errors(acc, f["factor"]) if acc in HELD_OUT_ROWS else "",
                     "method": "median of reported / predicted throughput over the fit rows, predicted with the factor "
                               "off (python -m benchmarks.accelerator_efficiency)",
                     "retrieved": "2026-12-01"})

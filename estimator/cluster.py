@@ -43,9 +43,9 @@ def cluster_size(cfg, r) -> tuple[int, Assumptions, list[str]]:
     src = (f"default: enough {r.accel.id} to finish in about {cfg.target_days:g} days at 40% MFU, rounded up"
            + (f", capped at 8 GPUs per sequence of the global batch ({r.gb_seqs})" if n > cap else "")
            + " (pass --gpus)")
-    note = (f"GPU count not given: {min(n, cap):,} {r.accel.id} (the {cfg.target_days:g}-day default); real runs "
-            "of small models use far more GPUs for less time, at a lower efficiency per GPU (benchmarks/REPORT.md: "
-            "Llama 3 8B) - pass --gpus for your cluster")
+    note = (f"GPU count not given: {min(n, cap):,} {r.accel.id}, enough for about {cfg.target_days:g} days; the "
+            "efficiency per GPU depends on the count, and real runs of small models use far more GPUs for less time "
+            "(Llama 3 8B in benchmarks/REPORT.md) - pass --gpus for your cluster")
     if pub is not None:
         note += f"; {r.spec.name} was trained on {pub['count']:,} {pub['accelerator']} ({pub['source']})"
     return min(n, cap), one("gpus", min(n, cap), "GPU", src), [note]

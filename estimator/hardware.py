@@ -82,7 +82,8 @@ def accelerator_efficiency(accel_id: str, rates_kind: str, user: float | None = 
     if row is None or rates_kind not in ("scaled", "default"):
         return 1.0, Assumptions()
     return row.factor, one("accelerator_efficiency", row.factor, "", f"fitted for {accel_id} on {row.n_fit_rows} "
-                           f"published throughput rows ({row.fit_source}), scored on {row.held_out}: {row.method}")
+                           f"published throughput rows ({row.fit_source}), scored on {row.held_out}: "
+                           f"{row.held_out_error}; {row.method}")
 
 
 def price_rows(accel: Accelerator) -> tuple[Price | None, list[Price]]:

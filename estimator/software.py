@@ -39,6 +39,7 @@ class Stack:
     buffers: tuple = ()  # hardware_db.FrameworkBuffer rows the memory model counts
     ep_comm_overlap: bool = False  # MoE all-to-all hidden under another micro-batch's computation (opt-in)
     elementwise: tuple[float, float] = (1.0, 1.0)  # non-GEMM bytes and kernel launches relative to the fused block
+    can_overlap_ep: bool = False  # the framework offers the all-to-all overlap (--ep-comm-overlap)
 
     def search_limits(self) -> dict:
         """Entries for the layout search's ``fixed`` dict: the axes and modes this stack can run."""
@@ -67,7 +68,8 @@ def framework_stack(name: str | None) -> tuple[Stack, str]:
                   tensor_parallel=f.tensor_parallel, pipeline=f.pipeline, interleaved_pipeline=f.interleaved_pipeline,
                   zero_stages=f.zero_stages, max_zero_with_pipeline=f.max_zero_with_pipeline,
                   activation_factor=f.activation_factor, buffers=framework_buffers(f.buffers_from),
-                  elementwise=(f.elementwise_bytes_factor, f.elementwise_kernels_factor))
+                  elementwise=(f.elementwise_bytes_factor, f.elementwise_kernels_factor),
+                  can_overlap_ep=f.ep_comm_overlap)
     src = f"{f.grad_bytes_per_param:g}-byte gradients per parameter: {f.source}; layouts: {f.layout_source}"
     if stack.buffers:
         src += ("; working buffers " + ", ".join(sorted({b.buffer for b in stack.buffers}))
@@ -102,9 +104,7 @@ def training_stack(cfg) -> tuple[Stack, Assumptions]:
                         "parallelism, no selective or per-layer recomputation, so memory may force full "
                         "recomputation of every layer")
     if cfg.ep_comm_overlap:
-        from hardware_db import frameworks
-
-        if not frameworks()[stack.framework].ep_comm_overlap:
+        if not stack.can_overlap_ep:
             raise EstimatorInputError(f"--framework {stack.framework} has no overlap of the expert all-to-all "
                                       "(--ep-comm-overlap)", "drop --ep-comm-overlap or use --framework megatron")
         stack = replace(stack, ep_comm_overlap=True)

@@ -41,7 +41,7 @@ from estimator.parallelism import (
 from estimator.ranges import efficiency_rel, training_time_factors
 from estimator.resolve import moe_from_active, resolve_model, shape_note
 from estimator.results import HEADLINE, TrainingEstimate, headline_frame, provenance
-from estimator.software import training_stack
+from estimator.software import Stack, training_stack
 
 __all__ = ["DEFAULT_GPU", "HEADLINE", "PRECISIONS", "TrainingConfig", "TrainingEstimate", "estimate_training",
            "headline_frame", "moe_from_active", "provenance"]
@@ -50,7 +50,7 @@ DEFAULT_TARGET_DAYS = 90.0
 
 @dataclass(frozen=True)
 class Run:
-    """What the model, hardware and batch stages fixed: the shape, tokens, GPU, precision, rates, batch."""
+    """What the model, hardware and batch stages fixed: the shape, tokens, GPU, precision, rates, batch, software."""
 
     spec: ModelSpec
     tokens: float
@@ -60,6 +60,7 @@ class Run:
     dtype_bytes: float
     rates: Rates
     gb_seqs: int
+    stack: Stack
 
 
 def _model_and_batch(cfg: TrainingConfig) -> tuple[ModelSpec, float, float | None, Assumptions, list[str]]:
@@ -118,7 +119,9 @@ def _setup(cfg: TrainingConfig) -> tuple[Run, Assumptions, list[str]]:
     if tokens < gb_seqs * spec.seq_len:
         raise EstimatorInputError(f"--tokens {tokens:g} is less than one global batch ({gb_seqs * spec.seq_len:g} "
                                   "tokens)", "train on more tokens or lower --global-batch-tokens")
-    run = Run(spec, tokens, accel, precision, peak, activation_bytes(precision), rates, gb_seqs)
+    stack, a_stack = training_stack(cfg)
+    run = Run(spec, tokens, accel, precision, peak, activation_bytes(precision), rates, gb_seqs, stack)
+    rec = rec | a_stack
     return run, rec, warnings + list(rates.warnings)
 
 
@@ -134,12 +137,11 @@ def _layout(cfg: TrainingConfig, r: Run, n_gpus: int) -> tuple[Layout, int, Assu
         check_layout(r.spec, Layout(cfg.tp, cfg.pp, cfg.dp, cfg.ep or 1, 1 if cfg.zero is None else cfg.zero,
                                     cfg.micro_batch or 1, cfg.recompute or "none", cp=cfg.cp or 1), n_gpus, r.gb_seqs)
     dp_overlap, a_overlap = fact("comm_overlap_dp")
-    stack, rec = training_stack(cfg)
     search = dict(spec=r.spec, accel=r.accel, km=r.rates.kernel, gb_seqs=r.gb_seqs, fixed=fixed, seq=r.spec.seq_len,
                   dtype_bytes=r.dtype_bytes, dp_overlap=dp_overlap, capacity=r.accel.memory_bytes * MEMORY_HEADROOM,
-                  stack=stack)
+                  stack=r.stack)
     ch = choose_layout(n_gpus=n_gpus, **search)
-    rec = (rec | Assumptions({"comm_overlap_dp": a_overlap})
+    rec = (Assumptions({"comm_overlap_dp": a_overlap})
            | one("memory_capacity_gb", round(r.accel.memory_bytes / 1e9, 2), "GB", r.accel.memory_bytes_source))
     if cfg.gpus is None:  # a defaulted cluster grows until the model fits (up to 8 GPUs per sequence of the batch)
         grown = n_gpus
@@ -189,7 +191,7 @@ def _time(cfg: TrainingConfig, r: Run, lay: Layout, n_gpus: int) -> tuple[Timed,
     arrays = {k: getattr(lay, k) for k in ("tp", "pp", "dp", "ep", "zero", "micro_batch", "interleave", "cp")}
     mem, st = layout_cost(r.spec, accel=r.accel, km=r.rates.kernel, arrays=arrays, rec=lay.recompute,
                           frac=lay.recompute_fraction, gb_seqs=r.gb_seqs, seq=seq, dtype_bytes=r.dtype_bytes,
-                          dp_overlap=dp_overlap, stack=training_stack(cfg)[0])
+                          dp_overlap=dp_overlap, stack=r.stack)
     mem = type(mem)(*(float(getattr(mem, f.name)) for f in fields(mem)))
     parts = {k: float(getattr(st, k)) for k in ("compute", "bubble", "tp_comm", "cp_comm", "pp_comm", "dp_comm",
                                                 "ep_comm", "optimizer")}

@@ -372,6 +372,7 @@ class AcceleratorEfficiency:
     fit_source: str
     held_out: str
     method: str
+    held_out_error: str = ""
 
 
 @cache
@@ -379,13 +380,14 @@ def _accel_eff_table() -> dict[str, AcceleratorEfficiency]:
     out = {}
     for row in _rows("accelerator_efficiency.csv"):
         where = f"accelerator_efficiency.csv row {row.get('accelerator_id')!r}"
-        _required(row, ("accelerator_id", "efficiency_factor", "n_fit_rows", "fit_source", "held_out", "method"),
-                  where)
+        _required(row, ("accelerator_id", "efficiency_factor", "n_fit_rows", "fit_source", "held_out",
+                        "held_out_error", "method"), where)
         f = _num(row, "efficiency_factor", where)
         if f is None or not 0 < f <= 2:
             raise DataError(f"{where}: efficiency_factor must be in (0, 2]")
         out[row["accelerator_id"]] = AcceleratorEfficiency(row["accelerator_id"], f, int(row["n_fit_rows"]),
-                                                           row["fit_source"], row["held_out"], row["method"])
+                                                           row["fit_source"], row["held_out"], row["method"],
+                                                           row["held_out_error"])
     return out
 
 
